@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine: the Debian tools the end-to-end
+# tests drive (iproute2 for network namespaces, tcpdump for captures, openssl, curl,
+# redis) and the npm packages (npm ci, which also builds dist/ through `prepare`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(iproute2 tcpdump openssl curl redis-server redis-tools nftables procps ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# The packaged redis-server starts a system instance on install; the tests start their own.
+npm ci --no-audit --no-fund

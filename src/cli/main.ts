@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { isWeftError } from '../errors.js';
+
+const USAGE = `weft: a minimalist service mesh
+
+  weft demo                       run a local demo mesh (two services, two sidecars)
+  weft ca init|intermediate|issue|inspect   PKI (docs/pki.md)
+  weft sidecar [-c FILE] [flags]  the mTLS sidecar for one service (docs/sidecar.md)
+  weft run [sidecar flags] -- CMD ARGS...   start a sidecar, then the app (docs/standalone.md)
+  weft version
+
+Run \`weft COMMAND --help\` for a command's flags.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'ca':
+      return (await import('./ca.js')).caCommand(rest);
+    case 'sidecar':
+      return (await import('./sidecar.js')).sidecarCommand(rest);
+    case 'run':
+      return (await import('./run.js')).runCommand(rest);
+    case 'demo':
+      return (await import('./demo.js')).demoCommand(rest);
+    case 'version':
+    case '--version': {
+      const { readFile } = await import('node:fs/promises');
+      const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+      process.stdout.write(`weft ${pkg.version} (node ${process.version})\n`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(`${USAGE}\n`);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`weft: unknown command "${command}"\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (isWeftError(err)) {
+      process.stderr.write(`weft: ${err.message}\n`);
+      process.exitCode = err.code === 'WEFT_E_USAGE' ? 2 : 1;
+    } else {
+      process.stderr.write(`weft: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

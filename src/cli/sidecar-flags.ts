@@ -1,0 +1,129 @@
+import { parseArgs } from 'node:util';
+import type { RawConfig } from '../config/load.js';
+import { WeftError } from '../errors.js';
+
+/** Flags shared by `weft sidecar` and `weft run`, each mapping onto a config field. */
+export const SIDECAR_FLAGS = {
+  config: { type: 'string', short: 'c' },
+  service: { type: 'string' },
+  namespace: { type: 'string' },
+  'trust-domain': { type: 'string' },
+  inbound: { type: 'string' },
+  app: { type: 'string' },
+  protocol: { type: 'string' },
+  mtls: { type: 'string' },
+  allow: { type: 'string', multiple: true },
+  upstream: { type: 'string', multiple: true },
+  issuer: { type: 'string' },
+  'issuer-cert': { type: 'string' },
+  'issuer-key': { type: 'string' },
+  'trust-bundle': { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  bundle: { type: 'string' },
+  ttl: { type: 'string' },
+  admin: { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const SIDECAR_USAGE = `weft sidecar [-c FILE] [flags]
+
+Every flag has a WEFT_* environment variable; flags win over variables, which win over the file.
+  -c, --config FILE            YAML config file (docs/sidecar.md)
+  --service NAME               WEFT_SERVICE        this service's name
+  --namespace NS               WEFT_NAMESPACE      default: default
+  --trust-domain TD            WEFT_TRUST_DOMAIN   default: from the issuer or certificate
+  --inbound ADDR               WEFT_INBOUND        mTLS listen address, e.g. 0.0.0.0:8443
+  --app ADDR                   WEFT_APP            the app's plaintext address, e.g. 127.0.0.1:8080
+  --protocol http|tcp          WEFT_PROTOCOL       inbound protocol (default http)
+  --mtls strict|permissive     WEFT_MTLS           default strict
+  --allow SPIFFE_ID            WEFT_ALLOW          allowed callers (repeat; variable: space-separated)
+  --upstream NAME=LISTEN=EP[,EP][=tcp]  WEFT_UPSTREAMS  (repeat; variable: space-separated)
+  --issuer DIR                 WEFT_ISSUER_DIR     self-issue from a \`weft ca\` folder
+  --issuer-cert F|PEM          WEFT_ISSUER_CERT    self-issue from an intermediate (file or PEM text)
+  --issuer-key F|PEM           WEFT_ISSUER_KEY
+  --trust-bundle F|PEM         WEFT_TRUST_BUNDLE
+  --cert F --key F --bundle F  WEFT_CERT_FILE WEFT_KEY_FILE WEFT_BUNDLE_FILE  certificate files (watched)
+  --ttl DURATION               WEFT_TTL            self-issued certificate lifetime (default 24h)
+  --admin ADDR                 WEFT_ADMIN          admin endpoint (default 127.0.0.1:15000)
+  --drain-timeout DURATION     WEFT_DRAIN_TIMEOUT  default 15s`;
+
+type FlagValues = { [K in keyof typeof SIDECAR_FLAGS]?: (typeof SIDECAR_FLAGS)[K] extends { multiple: true } ? string[] : (typeof SIDECAR_FLAGS)[K] extends { type: 'boolean' } ? boolean : string };
+
+/** Parses sidecar flags; throws WEFT_E_USAGE naming the bad flag. */
+export function parseSidecarFlags(argv: string[]): FlagValues {
+  try {
+    return parseArgs({ args: argv, options: SIDECAR_FLAGS, strict: true, allowPositionals: false }).values as FlagValues;
+  } catch (err) {
+    throw new WeftError('WEFT_E_USAGE', `${(err as Error).message}\n\n${SIDECAR_USAGE}`);
+  }
+}
+
+/**
+ * Turns flags and WEFT_* variables into a config overlay shaped like the YAML file, plus
+ * the name of the flag or variable behind each top-level field (for error messages).
+ */
+export function sidecarOverrides(flags: FlagValues, env: NodeJS.ProcessEnv): { overrides: RawConfig; sources: Map<string, string> } {
+  const overrides: RawConfig = {};
+  const sources = new Map<string, string>();
+  const pick = (flag: keyof FlagValues, variable: string): { value: string; from: string } | null => {
+    const v = flags[flag];
+    if (typeof v === 'string') return { value: v, from: `--${flag}` };
+    const e = env[variable];
+    return e !== undefined && e !== '' ? { value: e, from: variable } : null;
+  };
+  const set = (path: string[], found: { value: unknown; from: string } | null) => {
+    if (found === null) return;
+    let obj = overrides;
+    for (const key of path.slice(0, -1)) obj = (obj[key] ??= {}) as RawConfig;
+    obj[path[path.length - 1]!] = found.value;
+    if (!sources.has(path[0]!)) sources.set(path[0]!, found.from);
+  };
+  set(['service'], pick('service', 'WEFT_SERVICE'));
+  set(['namespace'], pick('namespace', 'WEFT_NAMESPACE'));
+  set(['trustDomain'], pick('trust-domain', 'WEFT_TRUST_DOMAIN'));
+  set(['inbound', 'listen'], pick('inbound', 'WEFT_INBOUND'));
+  set(['inbound', 'app'], pick('app', 'WEFT_APP'));
+  set(['inbound', 'protocol'], pick('protocol', 'WEFT_PROTOCOL'));
+  set(['inbound', 'mtls'], pick('mtls', 'WEFT_MTLS'));
+  const allow = flags.allow ?? splitList(env['WEFT_ALLOW']);
+  if (allow) set(['inbound', 'allow'], { value: allow, from: flags.allow ? '--allow' : 'WEFT_ALLOW' });
+  const upstreams = flags.upstream ?? splitList(env['WEFT_UPSTREAMS']);
+  if (upstreams) set(['upstreams'], { value: upstreams.map(parseUpstreamFlag), from: flags.upstream ? '--upstream' : 'WEFT_UPSTREAMS' });
+  set(['identity', 'issuer', 'dir'], pick('issuer', 'WEFT_ISSUER_DIR'));
+  set(['identity', 'issuer', 'cert'], pick('issuer-cert', 'WEFT_ISSUER_CERT'));
+  set(['identity', 'issuer', 'key'], pick('issuer-key', 'WEFT_ISSUER_KEY'));
+  set(['identity', 'files', 'cert'], pick('cert', 'WEFT_CERT_FILE'));
+  set(['identity', 'files', 'key'], pick('key', 'WEFT_KEY_FILE'));
+  set(['identity', 'files', 'bundle'], pick('bundle', 'WEFT_BUNDLE_FILE'));
+  // The trust bundle goes with whichever identity source the flags chose.
+  const identity = overrides['identity'] as RawConfig | undefined;
+  const bundleFor = identity?.['issuer'] ? 'issuer' : identity?.['files'] ? 'files' : null;
+  if (bundleFor !== null) set(['identity', bundleFor, 'bundle'], pick('trust-bundle', 'WEFT_TRUST_BUNDLE'));
+  set(['identity', 'ttl'], pick('ttl', 'WEFT_TTL'));
+  const admin = pick('admin', 'WEFT_ADMIN');
+  if (admin) set(['admin'], { value: { listen: admin.value }, from: admin.from });
+  set(['drainTimeout'], pick('drain-timeout', 'WEFT_DRAIN_TIMEOUT'));
+  return { overrides, sources };
+}
+
+function splitList(value: string | undefined): string[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  return value.trim().split(/\s+/);
+}
+
+/**
+ * `NAME=LISTEN=ENDPOINT[,ENDPOINT…][=PROTOCOL]` → an upstream entry (validated later
+ * with the rest of the config). Throws WEFT_E_USAGE when the value does not have that shape.
+ */
+export function parseUpstreamFlag(text: string): RawConfig {
+  const parts = text.split('=');
+  if (parts.length < 3 || parts.length > 4) {
+    throw new WeftError('WEFT_E_USAGE', `--upstream "${text}": write NAME=LISTEN=ENDPOINT[,ENDPOINT...][=tcp], e.g. api=127.0.0.1:9001=198.18.0.2:8443`);
+  }
+  const [name, listen, endpoints, protocol] = parts as [string, string, string, string | undefined];
+  const entry: RawConfig = { name, listen, endpoints: endpoints.split(',').filter((e) => e !== '') };
+  if (protocol !== undefined) entry['protocol'] = protocol;
+  return entry;
+}

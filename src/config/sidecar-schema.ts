@@ -1,0 +1,145 @@
+import { z } from 'zod';
+import { parseDuration } from '../duration.js';
+import { parseHostPort, isLoopback, type HostPort } from './address.js';
+import { parseSpiffeId } from '../pki/spiffe.js';
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+const name = (what: string) =>
+  z.string().regex(NAME, `${what} must be lowercase letters, digits and '-' (DNS label, at most 63 characters)`);
+
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const hostPort = z.string().transform((text, ctx): HostPort => {
+  const parsed = parseHostPort(text);
+  if (typeof parsed === 'string') {
+    ctx.addIssue({ code: 'custom', message: parsed });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const spiffeId = z.string().superRefine((text, ctx) => {
+  try {
+    parseSpiffeId(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+
+const protocol = z.enum(['http', 'tcp'], { message: 'protocol must be http or tcp' });
+
+const issuerSchema = z
+  .strictObject({
+    dir: z.string().min(1).optional(),
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    bundle: z.string().min(1).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.dir !== undefined && (v.cert !== undefined || v.key !== undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give either dir or cert+key, not both' });
+    } else if (v.dir === undefined && (v.cert === undefined || v.key === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give dir (a `weft ca init` folder) or both cert and key (files or PEM text)',
+      });
+    }
+  });
+
+const identitySchema = z
+  .strictObject({
+    issuer: issuerSchema.optional(),
+    files: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), bundle: z.string().min(1) }).optional(),
+    ttl: duration.default(parseDuration('24h')).refine((ms) => ms >= 10_000, 'ttl must be at least 10s'),
+  })
+  .superRefine((v, ctx) => {
+    const n = Number(v.issuer !== undefined) + Number(v.files !== undefined);
+    if (n !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          n === 0
+            ? 'no identity source: set identity.issuer (self-issue from an intermediate) or identity.files (certificate files)'
+            : 'set only one of identity.issuer and identity.files',
+      });
+    }
+  });
+
+const inboundSchema = z.strictObject({
+  listen: hostPort,
+  app: hostPort,
+  protocol: protocol.default('http'),
+  mtls: z.enum(['strict', 'permissive'], { message: 'mtls must be strict or permissive' }).default('strict'),
+  allow: z.array(spiffeId).optional(),
+});
+
+const upstreamSchema = z.strictObject({
+  name: name('upstream name'),
+  namespace: name('namespace').optional(),
+  listen: hostPort,
+  protocol: protocol.default('http'),
+  endpoints: z.array(hostPort).min(1, 'list at least one endpoint (host:port of a remote sidecar)'),
+  identity: spiffeId.optional(),
+});
+
+const limitsSchema = z.strictObject({
+  maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+  maxHeaders: z.number().int().min(8).max(2000).default(100),
+  headerTimeout: duration.default(10_000),
+  idleTimeout: duration.default(60_000),
+  connectTimeout: duration.default(5_000),
+});
+
+/** The sidecar's static configuration, as written in YAML (see docs/sidecar.md). */
+export const sidecarConfigSchema = z
+  .strictObject({
+    service: name('service'),
+    namespace: name('namespace').default('default'),
+    trustDomain: z.string().min(1).optional(),
+    identity: identitySchema,
+    inbound: inboundSchema.optional(),
+    upstreams: z.array(upstreamSchema).default([]),
+    admin: z
+      .strictObject({
+        listen: hostPort.refine((a) => isLoopback(a.host), {
+          message: 'the admin endpoint must listen on loopback (127.0.0.1 or ::1): it exposes certificates and config',
+        }),
+      })
+      .default({ listen: { host: '127.0.0.1', port: 15000 } }),
+    limits: limitsSchema.default(() => limitsSchema.parse({})),
+    drainTimeout: duration.default(15_000),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, string>();
+    const claim = (addr: HostPort, path: (string | number)[]) => {
+      const key = `${addr.host}:${addr.port}`;
+      const owner = seen.get(key);
+      if (addr.port !== 0 && owner !== undefined) {
+        ctx.addIssue({ code: 'custom', path, message: `${key} is already used by ${owner}` });
+      }
+      seen.set(key, path.join('.'));
+    };
+    claim(cfg.admin.listen, ['admin', 'listen']);
+    if (cfg.inbound) claim(cfg.inbound.listen, ['inbound', 'listen']);
+    const names = new Set<string>();
+    cfg.upstreams.forEach((u, i) => {
+      if (names.has(u.name)) ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'name'], message: `upstream "${u.name}" is listed twice` });
+      names.add(u.name);
+      claim(u.listen, ['upstreams', i, 'listen']);
+    });
+  });
+
+/** Validated sidecar configuration: durations in milliseconds, addresses parsed. */
+export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
+export type InboundConfig = NonNullable<SidecarConfig['inbound']>;
+export type UpstreamConfig = SidecarConfig['upstreams'][number];
+export type LimitsConfig = SidecarConfig['limits'];
+export type IdentityConfig = SidecarConfig['identity'];

@@ -1,0 +1,250 @@
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { HostPort } from '../../config/address.js';
+import { formatHostPort } from '../../config/address.js';
+import type { LimitsConfig } from '../../config/sidecar-schema.js';
+import type { CertificateBundle } from '../../pki/certificate-bundle.js';
+import type { Watch } from '../../watch.js';
+import type { SidecarMetrics, HopLabels } from '../../obs/metrics.js';
+import type { Cluster } from '../upstream/cluster.js';
+import { WeftError } from '../../errors.js';
+import { PLAINTEXT_PEER, tlsOptions, tlsPeerIdentity, type PeerIdentity } from '../tls.js';
+import { getConnectionInfo, setConnectionInfo, type ConnectionInfo } from '../connection-info.js';
+import { forwardRequest, forwardUpgrade, type HttpRoute } from '../http/forward.js';
+import { formatXfcc } from '../http/headers.js';
+import { localReply } from '../http/local-reply.js';
+import { proxyTcp } from '../tcp/pipe.js';
+
+/** How a listener treats the bytes it accepts before the protocol stage. */
+export type ListenerSecurity = 'strict' | 'permissive' | 'local';
+
+/** A listener's compiled configuration; a new one is swapped in on reload. */
+export interface CompiledListener {
+  /** Identity of the socket across reloads: the listen address. */
+  readonly key: string;
+  /** Human name for messages: `inbound` or `upstream api`. */
+  readonly name: string;
+  readonly listen: HostPort;
+  readonly direction: 'inbound' | 'outbound';
+  /** Metric label: the local service (inbound) or upstream name (outbound). */
+  readonly service: string;
+  readonly protocol: 'http' | 'tcp';
+  /** strict/permissive: terminate mTLS from remote callers; local: plaintext from the app. */
+  readonly security: ListenerSecurity;
+  /** SPIFFE IDs allowed to call (inbound), or null for everyone the trust bundle admits. */
+  readonly allow: ReadonlySet<string> | null;
+  /** Our own SPIFFE ID (for x-forwarded-client-cert `By=`). */
+  readonly localSpiffeId: string;
+  /** For outbound listeners, the identity of the upstream (metric `peer` label). */
+  readonly upstreamIdentity: string | null;
+  readonly cluster: Cluster;
+  readonly limits: LimitsConfig;
+}
+
+/** How long permissive mode waits for a first byte before treating a connection as plaintext (server-first protocols). */
+const SNIFF_TIMEOUT_MS = 300;
+const TLS_HANDSHAKE = 0x16;
+
+/**
+ * Owns one listening socket. Accepted connections pass through the security stage (mTLS
+ * termination, permissive detection or none) into the HTTP or TCP stage of the compiled
+ * configuration current at accept time. `update` swaps the configuration without closing
+ * the socket; `drain` stops accepting and lets in-flight work finish up to a deadline.
+ */
+export class ProxyListener {
+  #compiled: CompiledListener;
+  #route: HttpRoute;
+  #http: HttpServer;
+  #httpLimitsKey: string;
+  readonly #server: NetServer;
+  readonly #tls: TlsServer;
+  readonly #sockets = new Set<Socket>();
+  readonly #httpServers = new Set<HttpServer>();
+  readonly #metrics: SidecarMetrics;
+  readonly #draining = { value: false };
+  readonly #unsubscribe: () => void;
+
+  constructor(compiled: CompiledListener, deps: { certs: Watch<CertificateBundle>; metrics: SidecarMetrics }) {
+    this.#compiled = compiled;
+    this.#metrics = deps.metrics;
+    this.#route = this.#httpRoute(compiled);
+    this.#httpLimitsKey = JSON.stringify(compiled.limits);
+    this.#http = this.#createHttpServer(compiled.limits);
+    this.#server = createNetServer({ allowHalfOpen: false }, (socket) => this.#onConnection(socket));
+    this.#tls = createTlsServer({
+      ...tlsOptions(deps.certs.get()),
+      requestCert: true,
+      rejectUnauthorized: true,
+      handshakeTimeout: compiled.limits.headerTimeout,
+    });
+    this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecure(socket));
+    this.#tls.on('tlsClientError', () => this.#metrics.error(this.#compiled.direction, this.#compiled.service, 'WEFT_E_TLS_HANDSHAKE'));
+    this.#unsubscribe = deps.certs.subscribe((bundle) => this.#tls.setSecureContext(tlsOptions(bundle)));
+  }
+
+  get compiled(): CompiledListener {
+    return this.#compiled;
+  }
+
+  /** Binds the socket; resolves with the bound address (useful with port 0). */
+  listen(): Promise<HostPort> {
+    const { listen, name } = this.#compiled;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : err.message;
+        reject(new WeftError('WEFT_E_LISTEN', `${name} cannot listen on ${formatHostPort(listen)}: ${why}; choose another address or stop what holds it`));
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ host: listen.host, port: listen.port }, () => {
+        this.#server.removeListener('error', onError);
+        const addr = this.#server.address();
+        resolve(typeof addr === 'object' && addr !== null ? { host: addr.address, port: addr.port } : listen);
+      });
+    });
+  }
+
+  /** The address actually bound, once listening. */
+  address(): HostPort | null {
+    const addr = this.#server.address();
+    return typeof addr === 'object' && addr !== null ? { host: addr.address, port: addr.port } : null;
+  }
+
+  /** Swaps in a new compiled configuration for connections accepted from now on. */
+  update(compiled: CompiledListener): void {
+    this.#compiled = compiled;
+    this.#route = this.#httpRoute(compiled);
+    const limitsKey = JSON.stringify(compiled.limits);
+    if (limitsKey !== this.#httpLimitsKey) {
+      this.#httpLimitsKey = limitsKey;
+      this.#http = this.#createHttpServer(compiled.limits);
+    }
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests and connections finish (HTTP keep-alive
+   * connections are closed as they go idle), and destroys what is left at `deadline`
+   * (epoch ms).
+   */
+  async drain(deadline: number): Promise<void> {
+    this.#draining.value = true;
+    this.#unsubscribe();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    while (this.#sockets.size > 0 && Date.now() < deadline) {
+      for (const server of this.#httpServers) server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+  }
+
+  #httpRoute(c: CompiledListener): HttpRoute {
+    return { inbound: c.direction === 'inbound', cluster: c.cluster, metrics: this.#metrics, draining: this.#draining };
+  }
+
+  #createHttpServer(limits: LimitsConfig): HttpServer {
+    const server = createHttpServer({
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headerTimeout,
+      requestTimeout: 0,
+      keepAliveTimeout: limits.idleTimeout,
+      connectionsCheckingInterval: 1000,
+    });
+    server.maxHeadersCount = limits.maxHeaders + 1;
+    // This server never listens itself (connections are handed to it), so Node's connection
+    // tracking, which 'listening' starts, must be started by hand: without it
+    // closeIdleConnections() (drain) and the headers timeout (slowloris) do nothing.
+    server.emit('listening');
+    server.on('request', (req, res) => {
+      const conn = getConnectionInfo(req.socket);
+      if (req.rawHeaders.length / 2 > limits.maxHeaders) {
+        this.#metrics.error(conn.hop.direction, conn.hop.service, 'WEFT_E_TOO_MANY_HEADERS');
+        this.#metrics.request(conn.hop, 431, 0);
+        return localReply(res, 431, 'WEFT_E_TOO_MANY_HEADERS', `more than ${limits.maxHeaders} request headers`, true);
+      }
+      forwardRequest(this.#route, req, res, conn);
+    });
+    server.on('upgrade', (req, socket, head) => forwardUpgrade(this.#route, req, socket, head, getConnectionInfo(req.socket)));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      this.#metrics.error(this.#compiled.direction, this.#compiled.service, `WEFT_E_HTTP_${status}`);
+      if (socket.writable && !(socket as Socket).bytesWritten) {
+        socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nweft-error: WEFT_E_HTTP_${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      } else {
+        socket.destroy();
+      }
+    });
+    server.on('timeout', (socket: Socket) => socket.destroy());
+    server.timeout = limits.idleTimeout;
+    this.#httpServers.add(server);
+    return server;
+  }
+
+  #onConnection(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    const c = this.#compiled;
+    if (this.#draining.value) {
+      socket.destroy();
+      return;
+    }
+    if (c.security === 'local') {
+      this.#dispatch(socket, PLAINTEXT_PEER, true);
+    } else if (c.security === 'strict') {
+      this.#tls.emit('connection', socket);
+    } else {
+      this.#sniff(socket);
+    }
+  }
+
+  /** Permissive mode: a TLS ClientHello starts with 0x16; anything else (or silence) is plaintext. */
+  #sniff(socket: Socket): void {
+    const timer = setTimeout(() => {
+      socket.removeListener('data', onData);
+      this.#dispatch(socket, PLAINTEXT_PEER, false);
+    }, SNIFF_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk[0] === TLS_HANDSHAKE) this.#tls.emit('connection', socket);
+      else this.#dispatch(socket, PLAINTEXT_PEER, false);
+    };
+    socket.once('data', onData);
+  }
+
+  #onSecure(socket: TLSSocket): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    this.#dispatch(socket, tlsPeerIdentity(socket), true);
+  }
+
+  #dispatch(socket: Socket, peer: PeerIdentity, tls: boolean): void {
+    const c = this.#compiled;
+    const hop: HopLabels = {
+      direction: c.direction,
+      service: c.service,
+      peer: c.direction === 'outbound' ? (c.upstreamIdentity ?? 'unknown') : (peer.spiffeId ?? 'unknown'),
+      tls: tls ? 'true' : 'false',
+    };
+    const info: ConnectionInfo = {
+      peer,
+      tls,
+      hop,
+      allowed: c.allow === null || (peer.spiffeId !== null && c.allow.has(peer.spiffeId)),
+      xfcc: peer.spiffeId !== null && peer.certHash !== null ? formatXfcc(c.localSpiffeId, peer.certHash, peer.spiffeId) : null,
+    };
+    setConnectionInfo(socket, info);
+    this.#metrics.connectionOpened(hop);
+    socket.once('close', () => this.#metrics.connectionClosed(hop));
+    if (c.protocol === 'http') {
+      this.#http.emit('connection', socket);
+      // A sniffed plaintext socket was paused with its first bytes unshifted; the HTTP
+      // server's own 'data' listener does not restart an explicitly paused stream.
+      socket.resume();
+    } else proxyTcp(c.cluster, this.#metrics, socket, info);
+  }
+}

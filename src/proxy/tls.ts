@@ -1,0 +1,77 @@
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { createHash } from 'node:crypto';
+import type { CertificateBundle } from '../pki/certificate-bundle.js';
+
+/**
+ * TLS 1.3 preferred, TLS 1.2 allowed with ECDHE key exchange and AEAD ciphers only
+ * (DESIGN: defaults that are security decisions).
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** Options shared by the server and client side of every mTLS connection. */
+export function tlsOptions(bundle: CertificateBundle) {
+  return {
+    key: bundle.keyPem,
+    cert: bundle.chainPem,
+    ca: bundle.bundlePem,
+    minVersion: 'TLSv1.2' as const,
+    ciphers: TLS_CIPHERS,
+    ecdhCurve: 'X25519:P-256:P-384',
+    honorCipherOrder: true,
+  };
+}
+
+/** The client-side secure context for connections to remote sidecars. */
+export function clientSecureContext(bundle: CertificateBundle): SecureContext {
+  return createSecureContext(tlsOptions(bundle));
+}
+
+/** What the sidecar knows about the peer of a connection, computed once per connection. */
+export interface PeerIdentity {
+  /** The peer's SPIFFE ID, or null for plaintext peers. */
+  readonly spiffeId: string | null;
+  /** SHA-256 of the peer's leaf certificate (DER), lowercase hex, for x-forwarded-client-cert. */
+  readonly certHash: string | null;
+}
+
+export const PLAINTEXT_PEER: PeerIdentity = Object.freeze({ spiffeId: null, certHash: null });
+
+/**
+ * Reads the SPIFFE ID from the verified peer certificate of an established TLS socket:
+ * the single `URI:spiffe://…` subject alternative name. Returns null when there is none
+ * or more than one (an X.509-SVID has exactly one).
+ */
+export function peerSpiffeId(socket: TLSSocket): string | null {
+  const cert = socket.getPeerCertificate();
+  return cert && typeof cert.subjectaltname === 'string' ? spiffeIdFromSan(cert.subjectaltname) : null;
+}
+
+/** Extracts the single spiffe:// URI from an OpenSSL-style subjectaltname string. */
+export function spiffeIdFromSan(san: string): string | null {
+  let found: string | null = null;
+  for (const part of san.split(', ')) {
+    if (part.startsWith('URI:spiffe://')) {
+      if (found !== null) return null;
+      found = part.slice(4);
+    }
+  }
+  return found;
+}
+
+/** The identity of the peer of a verified mTLS server-side socket. */
+export function tlsPeerIdentity(socket: TLSSocket): PeerIdentity {
+  const spiffeId = peerSpiffeId(socket);
+  const x509 = socket.getPeerX509Certificate();
+  const certHash = x509 ? createHash('sha256').update(x509.raw).digest('hex') : null;
+  return { spiffeId, certHash };
+}

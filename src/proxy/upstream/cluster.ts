@@ -1,0 +1,85 @@
+import { Pool } from 'undici';
+import type { Socket } from 'node:net';
+import type { HostPort } from '../../config/address.js';
+import { formatHostPort } from '../../config/address.js';
+import { RoundRobin } from '../lb/round-robin.js';
+import type { Connector } from './connector.js';
+
+/** One endpoint of a cluster with its HTTP connection pool. */
+export interface Endpoint {
+  readonly address: HostPort;
+  readonly label: string;
+  readonly pool: Pool;
+}
+
+/**
+ * A set of endpoints reached through one connector (plaintext to the app, or mTLS to
+ * remote sidecars with one expected identity), with an undici pool per endpoint and a
+ * round-robin picker. Clusters are reused by `key` across configuration reloads so
+ * pooled connections survive a reload.
+ */
+export class Cluster {
+  readonly key: string;
+  readonly endpoints: readonly Endpoint[];
+  readonly #picker: RoundRobin;
+  readonly #connector: Connector;
+
+  constructor(options: { key: string; endpoints: readonly HostPort[]; connector: Connector; keepAliveTimeoutMs: number }) {
+    this.key = options.key;
+    this.#connector = options.connector;
+    this.#picker = new RoundRobin(options.endpoints.length);
+    this.endpoints = options.endpoints.map((address) => ({
+      address,
+      label: formatHostPort(address),
+      pool: new Pool(`http://${formatHostPort(address)}`, {
+        connect: (_opts, callback) =>
+          options.connector.connect(address, (err, socket) => (err ? callback(err, null) : callback(null, socket!))),
+        keepAliveTimeout: options.keepAliveTimeoutMs,
+        keepAliveMaxTimeout: options.keepAliveTimeoutMs,
+        pipelining: 1,
+        // Upstream latency limits are the caller's business (and a later route feature).
+        headersTimeout: 0,
+        bodyTimeout: 0,
+      }),
+    }));
+  }
+
+  /** Index of the endpoint to try first for a new request or connection. */
+  first(): number {
+    return this.#picker.next();
+  }
+
+  /** The endpoint to use for attempt `attempt` (0-based) of a request that started at `first`. */
+  at(first: number, attempt: number): Endpoint {
+    return this.endpoints[(first + attempt) % this.endpoints.length]!;
+  }
+
+  /**
+   * Opens a raw connection (TCP proxying), trying each endpoint once in round-robin order
+   * until one connects.
+   */
+  connectAny(callback: (err: Error | null, socket: Socket | null, endpoint: Endpoint | null) => void): void {
+    const first = this.first();
+    const attempt = (n: number, lastError: Error | null): void => {
+      if (n === this.endpoints.length) return callback(lastError, null, null);
+      const endpoint = this.at(first, n);
+      this.#connector.connect(endpoint.address, (err, socket) => {
+        if (err) attempt(n + 1, err);
+        else callback(null, socket, endpoint);
+      });
+    };
+    attempt(0, null);
+  }
+
+  /** Closes pools once their in-flight requests finish; idempotent. */
+  async close(): Promise<void> {
+    this.#connector.close();
+    await Promise.allSettled(this.endpoints.map((e) => e.pool.close()));
+  }
+
+  /** Closes pools now, failing whatever is in flight. */
+  async destroy(): Promise<void> {
+    this.#connector.close();
+    await Promise.allSettled(this.endpoints.map((e) => e.pool.destroy()));
+  }
+}

@@ -1,0 +1,121 @@
+import { formatHostPort, type HostPort } from '../config/address.js';
+import type { SidecarConfig } from '../config/sidecar-schema.js';
+import type { CertificateBundle } from '../pki/certificate-bundle.js';
+import type { Watch } from '../watch.js';
+import { serviceSpiffeId } from '../pki/spiffe.js';
+import type { CompiledListener } from '../proxy/listener/proxy-listener.js';
+import { Cluster } from '../proxy/upstream/cluster.js';
+import { MtlsConnector, plainConnector } from '../proxy/upstream/connector.js';
+
+/** Keep-alive on pooled connections to the local app (below Node's default 5 s server timeout). */
+const APP_KEEPALIVE_MS = 4_000;
+/** Keep-alive on pooled mTLS connections to remote sidecars (below their idle timeout). */
+const MESH_KEEPALIVE_MS = 30_000;
+
+/** A configuration compiled into runtime objects, ready to be swapped in. */
+export interface CompiledSidecar {
+  readonly version: number;
+  readonly config: SidecarConfig;
+  readonly spiffeId: string;
+  readonly trustDomain: string;
+  readonly listeners: readonly CompiledListener[];
+}
+
+/**
+ * Holds clusters by key across reloads, so that a reload which keeps an upstream keeps its
+ * pooled connections. `retain` closes (gracefully) the clusters the new snapshot dropped.
+ */
+export class ClusterRegistry {
+  readonly #clusters = new Map<string, Cluster>();
+
+  getOrCreate(key: string, create: () => Cluster): Cluster {
+    let cluster = this.#clusters.get(key);
+    if (cluster === undefined) {
+      cluster = create();
+      this.#clusters.set(key, cluster);
+    }
+    return cluster;
+  }
+
+  retain(keys: ReadonlySet<string>): void {
+    for (const [key, cluster] of this.#clusters) {
+      if (!keys.has(key)) {
+        this.#clusters.delete(key);
+        void cluster.close();
+      }
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.#clusters.values()];
+    this.#clusters.clear();
+    await Promise.all(all.map((c) => c.close()));
+  }
+}
+
+/** The key that identifies a listener's socket across reloads. */
+export function listenerKey(name: string, listen: HostPort): string {
+  return listen.port === 0 ? `${name}@${formatHostPort(listen)}` : formatHostPort(listen);
+}
+
+/**
+ * Compiles validated configuration into listeners and clusters. Pure apart from cluster
+ * creation, which goes through the registry so unchanged clusters are reused.
+ */
+export function compileSidecar(
+  config: SidecarConfig,
+  ctx: { version: number; trustDomain: string; certs: Watch<CertificateBundle>; clusters: ClusterRegistry },
+): CompiledSidecar {
+  const spiffeId = serviceSpiffeId(ctx.trustDomain, config.namespace, config.service);
+  const { limits } = config;
+  const listeners: CompiledListener[] = [];
+  if (config.inbound) {
+    const inbound = config.inbound;
+    const key = `app|${formatHostPort(inbound.app)}|${limits.connectTimeout}`;
+    listeners.push({
+      key: listenerKey('inbound', inbound.listen),
+      name: 'inbound',
+      listen: inbound.listen,
+      direction: 'inbound',
+      service: config.service,
+      protocol: inbound.protocol,
+      security: inbound.mtls,
+      allow: inbound.allow ? new Set(inbound.allow) : null,
+      localSpiffeId: spiffeId,
+      upstreamIdentity: null,
+      cluster: ctx.clusters.getOrCreate(
+        key,
+        () => new Cluster({ key, endpoints: [inbound.app], connector: plainConnector(limits.connectTimeout), keepAliveTimeoutMs: APP_KEEPALIVE_MS }),
+      ),
+      limits,
+    });
+  }
+  for (const upstream of config.upstreams) {
+    const identity = upstream.identity ?? serviceSpiffeId(ctx.trustDomain, upstream.namespace ?? config.namespace, upstream.name);
+    const key = `mesh|${identity}|${upstream.endpoints.map(formatHostPort).join(',')}|${limits.connectTimeout}`;
+    listeners.push({
+      key: listenerKey(`upstream ${upstream.name}`, upstream.listen),
+      name: `upstream ${upstream.name}`,
+      listen: upstream.listen,
+      direction: 'outbound',
+      service: upstream.name,
+      protocol: upstream.protocol,
+      security: 'local',
+      allow: null,
+      localSpiffeId: spiffeId,
+      upstreamIdentity: identity,
+      cluster: ctx.clusters.getOrCreate(
+        key,
+        () =>
+          new Cluster({
+            key,
+            endpoints: upstream.endpoints,
+            connector: new MtlsConnector({ certs: ctx.certs, expectedId: identity, timeoutMs: limits.connectTimeout }),
+            keepAliveTimeoutMs: MESH_KEEPALIVE_MS,
+          }),
+      ),
+      limits,
+    });
+  }
+  return { version: ctx.version, config, spiffeId, trustDomain: ctx.trustDomain, listeners };
+}

@@ -1,0 +1,232 @@
+import { collectDefaultMetrics } from 'prom-client';
+import type { SidecarConfig } from '../config/sidecar-schema.js';
+import { formatHostPort, type HostPort } from '../config/address.js';
+import type { Logger } from '../obs/log.js';
+import { SidecarMetrics } from '../obs/metrics.js';
+import { WatchedValue } from '../watch.js';
+import type { CertificateBundle } from '../pki/certificate-bundle.js';
+import { ProxyListener } from '../proxy/listener/proxy-listener.js';
+import { ConfigError } from '../config/problems.js';
+import { ClusterRegistry, compileSidecar, type CompiledSidecar } from './compile.js';
+import { startIdentity, type SidecarIdentity } from './identity.js';
+import { AdminServer } from './admin.js';
+
+/** Outcome of a reload: applied, or rejected with the reason (the old config keeps serving). */
+export type ReloadResult = { applied: true; version: number } | { applied: false; error: Error };
+
+/**
+ * One running sidecar: identity, listeners, clusters and the admin endpoint, built from a
+ * configuration loader. `reload` re-reads the configuration and applies it only if all of
+ * it is valid and every new listener could bind; `shutdown` drains and stops.
+ */
+export class Sidecar {
+  readonly #load: () => Promise<SidecarConfig>;
+  readonly #log: Logger;
+  readonly #metrics = new SidecarMetrics();
+  readonly #clusters = new ClusterRegistry();
+  readonly #listeners = new Map<string, ProxyListener>();
+  readonly #certs: WatchedValue<CertificateBundle>;
+  #identity: SidecarIdentity;
+  #unfollow: () => void;
+  #compiled: CompiledSidecar;
+  #admin: AdminServer | null = null;
+  #adminAddress: HostPort | null = null;
+  #ready = false;
+  #stopping = false;
+  #reloading: Promise<ReloadResult> = Promise.resolve({ applied: true, version: 1 });
+  #lastReloadError: string | null = null;
+
+  private constructor(load: () => Promise<SidecarConfig>, log: Logger, config: SidecarConfig, identity: SidecarIdentity) {
+    this.#load = load;
+    this.#log = log;
+    this.#identity = identity;
+    this.#certs = new WatchedValue(identity.source.get());
+    this.#unfollow = this.#follow(identity);
+    collectDefaultMetrics({ register: this.#metrics.registry });
+    this.#compiled = compileSidecar(config, { version: 1, trustDomain: identity.trustDomain, certs: this.#certs, clusters: this.#clusters });
+  }
+
+  /** Loads the configuration, obtains the certificate, binds every listener and the admin endpoint. */
+  static async start(options: { load: () => Promise<SidecarConfig>; log: Logger }): Promise<Sidecar> {
+    const config = await options.load();
+    const identity = await startIdentity(config, options.log);
+    const sidecar = new Sidecar(options.load, options.log, config, identity);
+    try {
+      await sidecar.#bindListeners(sidecar.#compiled);
+      sidecar.#admin = new AdminServer(sidecar.#adminSource());
+      sidecar.#adminAddress = await sidecar.#admin.listen(config.admin.listen);
+    } catch (err) {
+      await sidecar.#forceClose();
+      throw err;
+    }
+    sidecar.#metrics.configVersion.set(1);
+    sidecar.#ready = true;
+    sidecar.#log.info({ ...sidecar.addresses(), spiffeId: identity.spiffeId, serial: identity.source.get().serial }, 'sidecar ready');
+    return sidecar;
+  }
+
+  /** Bound addresses: admin and every listener by name. */
+  addresses(): { admin: string | null; listeners: Record<string, string> } {
+    const listeners: Record<string, string> = {};
+    for (const l of this.#listeners.values()) {
+      const a = l.address();
+      if (a) listeners[l.compiled.name] = formatHostPort(a);
+    }
+    return { admin: this.#adminAddress ? formatHostPort(this.#adminAddress) : null, listeners };
+  }
+
+  /** Re-reads and applies the configuration; concurrent calls are serialised. */
+  reload(): Promise<ReloadResult> {
+    this.#reloading = this.#reloading.then(() => this.#reload());
+    return this.#reloading;
+  }
+
+  /** Stops accepting, drains in-flight work up to the configured deadline, and releases everything. */
+  async shutdown(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#ready = false;
+    const deadline = Date.now() + this.#compiled.config.drainTimeout;
+    this.#log.info({ drainTimeoutMs: this.#compiled.config.drainTimeout }, 'draining');
+    await Promise.all([...this.#listeners.values()].map((l) => l.drain(deadline)));
+    this.#listeners.clear();
+    await this.#clusters.closeAll();
+    this.#unfollow();
+    this.#identity.source.stop();
+    await this.#admin?.close();
+    this.#log.info('stopped');
+  }
+
+  async #reload(): Promise<ReloadResult> {
+    if (this.#stopping) return { applied: false, error: new Error('sidecar is stopping') };
+    let newIdentity: SidecarIdentity | null = null;
+    const added: ProxyListener[] = [];
+    try {
+      const config = await this.#load();
+      const old = this.#compiled.config;
+      if (formatHostPort(config.admin.listen) !== formatHostPort(old.admin.listen)) {
+        throw new ConfigError([{ path: 'admin.listen', message: 'the admin address cannot change on reload; restart the sidecar to move it' }]);
+      }
+      if (identityKey(config) !== identityKey(old)) newIdentity = await startIdentity(config, this.#log);
+      const trustDomain = (newIdentity ?? this.#identity).trustDomain;
+      const compiled = compileSidecar(config, { version: this.#compiled.version + 1, trustDomain, certs: this.#certs, clusters: this.#clusters });
+      for (const c of compiled.listeners) {
+        if (this.#listeners.has(c.key)) continue;
+        const listener = new ProxyListener(c, { certs: this.#certs, metrics: this.#metrics });
+        added.push(listener);
+        await listener.listen();
+      }
+      // Commit: nothing below can fail.
+      if (newIdentity !== null) {
+        this.#unfollow();
+        this.#identity.source.stop();
+        this.#identity = newIdentity;
+        this.#unfollow = this.#follow(newIdentity);
+        this.#certs.set(newIdentity.source.get());
+      }
+      const keep = new Set(compiled.listeners.map((c) => c.key));
+      const deadline = Date.now() + config.drainTimeout;
+      for (const [key, listener] of this.#listeners) {
+        if (!keep.has(key)) {
+          this.#listeners.delete(key);
+          void listener.drain(deadline);
+        }
+      }
+      for (const c of compiled.listeners) this.#listeners.get(c.key)?.update(c);
+      for (const l of added) this.#listeners.set(l.compiled.key, l);
+      this.#clusters.retain(new Set(compiled.listeners.map((c) => c.cluster.key)));
+      this.#compiled = compiled;
+      this.#lastReloadError = null;
+      this.#metrics.configReloads.inc({ result: 'applied' });
+      this.#metrics.configVersion.set(compiled.version);
+      this.#log.info({ version: compiled.version, ...this.addresses() }, 'configuration applied');
+      return { applied: true, version: compiled.version };
+    } catch (err) {
+      await Promise.all(added.map((l) => l.drain(Date.now())));
+      newIdentity?.source.stop();
+      this.#clusters.retain(new Set(this.#compiled.listeners.map((c) => c.cluster.key)));
+      this.#lastReloadError = (err as Error).message;
+      this.#metrics.configReloads.inc({ result: 'rejected' });
+      this.#log.error({ error: (err as Error).message, version: this.#compiled.version }, 'configuration rejected; the running configuration keeps serving');
+      return { applied: false, error: err as Error };
+    }
+  }
+
+  async #bindListeners(compiled: CompiledSidecar): Promise<void> {
+    for (const c of compiled.listeners) {
+      const listener = new ProxyListener(c, { certs: this.#certs, metrics: this.#metrics });
+      this.#listeners.set(c.key, listener);
+      await listener.listen();
+    }
+  }
+
+  async #forceClose(): Promise<void> {
+    await Promise.all([...this.#listeners.values()].map((l) => l.drain(Date.now())));
+    this.#listeners.clear();
+    await this.#clusters.closeAll();
+    this.#unfollow();
+    this.#identity.source.stop();
+    await this.#admin?.close();
+  }
+
+  /** Forwards the identity source's renewals to the sidecar's stable certificate watch. */
+  #follow(identity: SidecarIdentity): () => void {
+    const record = (b: CertificateBundle) => {
+      this.#metrics.certExpiry.reset();
+      this.#metrics.certExpiry.set({ spiffe_id: b.spiffeId }, Math.floor(b.notAfter.getTime() / 1000));
+    };
+    record(identity.source.get());
+    identity.source.onRenewal((result) => this.#metrics.certRenewals.inc({ result }));
+    return identity.source.subscribe((b) => {
+      record(b);
+      this.#certs.set(b);
+    });
+  }
+
+  #adminSource() {
+    return {
+      ready: () => this.#ready,
+      metrics: async () => ({ contentType: this.#metrics.registry.contentType, body: await this.#metrics.registry.metrics() }),
+      config: () => ({
+        version: this.#compiled.version,
+        spiffeId: this.#compiled.spiffeId,
+        trustDomain: this.#compiled.trustDomain,
+        lastReloadError: this.#lastReloadError,
+        addresses: this.addresses(),
+        config: redact(this.#compiled.config),
+      }),
+      certs: () => {
+        const b = this.#certs.get();
+        return {
+          source: this.#identity.source.kind,
+          spiffeId: b.spiffeId,
+          serial: b.serial,
+          notBefore: b.notBefore.toISOString(),
+          notAfter: b.notAfter.toISOString(),
+          expiresInSeconds: Math.round((b.notAfter.getTime() - Date.now()) / 1000),
+        };
+      },
+      drainInbound: async () => {
+        this.#ready = false;
+        for (const [key, listener] of this.#listeners) {
+          if (listener.compiled.direction !== 'inbound') continue;
+          await listener.drain(Date.now() + this.#compiled.config.drainTimeout);
+          this.#listeners.delete(key);
+        }
+      },
+    };
+  }
+}
+
+function identityKey(config: SidecarConfig): string {
+  return JSON.stringify([config.identity, config.trustDomain, config.service, config.namespace]);
+}
+
+/** A copy of the configuration with PEM text (issuer keys passed inline) replaced. */
+function redact(config: SidecarConfig): unknown {
+  return JSON.parse(
+    JSON.stringify(config, (_key, value: unknown) =>
+      typeof value === 'string' && value.includes('-----BEGIN') ? '<PEM redacted>' : value,
+    ),
+  );
+}
