@@ -3,11 +3,10 @@
 // proves that nothing readable crosses it, and a plaintext control proves the check can fail.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { makeCa, startSidecar, tempDir } from '../helpers/weft.js';
-import { capture, inHost, requireNetns, spawnInHost, twoHosts, type Host } from '../helpers/netns.js';
+import { capture, inHost, marker, packetsBetweenHosts, requireNetns, spawnInHost, twoHosts, type Host } from '../helpers/netns.js';
 
 const WEB_ID = 'spiffe://example.org/ns/default/svc/web';
 const API_ID = 'spiffe://example.org/ns/default/svc/api';
@@ -46,10 +45,6 @@ interface AppReply {
   xfcc: string | null;
 }
 
-function marker(kind: string): string {
-  return `WEFT${kind}MARK${randomBytes(8).toString('hex')}`;
-}
-
 /** Starts the api app inside `host` and waits (bounded) until it listens. */
 async function startApp(t: TestContext, host: Host, listen: string, port: number, responseMarker: string): Promise<{ child: ChildProcess; requests: () => number }> {
   const child = spawnInHost(t, host, process.execPath, ['-e', APP, '--', listen, String(port), responseMarker]);
@@ -82,24 +77,6 @@ async function curlPost(host: Host, url: string, headerMarker: string, body: str
   return { status, headers, body: stdout.slice(split + 4) };
 }
 
-/**
- * capture(), flushing first: tcpdump writing to a file is not in immediate mode, so packets
- * reach it in blocks about once a second and a block still pending when capture() stops it
- * (300 ms after `during`) is lost. Waiting past that timeout inside `during` keeps them all.
- */
-async function captureAll(t: TestContext, host: Host, file: string, filter: string, during: () => Promise<void>): Promise<string> {
-  return capture(t, host, file, filter, async () => {
-    await during();
-    await new Promise((r) => setTimeout(r, 1_500));
-  });
-}
-
-/** Packets in a tcpdump -A text between the two hosts (either direction), by their header lines. */
-function packetsBetweenHosts(text: string, port: number): number {
-  const re = new RegExp(`198\\.18\\.0\\.[12]\\.\\d+ > 198\\.18\\.0\\.[12]\\.\\d+`, 'g');
-  return (text.match(re) ?? []).filter((l) => l.includes(`.${port}`)).length;
-}
-
 test('web on host A calls api on host B through its outbound listener; the link carries only mTLS', async (t) => {
   if (!(await requireNetns(t))) return;
   const dir = await tempDir(t);
@@ -115,7 +92,7 @@ test('web on host A calls api on host B through its outbound listener; the link 
   assert.equal(web.listeners['upstream api'], '127.0.0.1:9001');
 
   let reply: Awaited<ReturnType<typeof curlPost>> | undefined;
-  const text = await captureAll(t, b, join(dir, 'mtls.pcap'), 'tcp port 8443', async () => {
+  const text = await capture(t, b, join(dir, 'mtls.pcap'), 'tcp port 8443', async () => {
     reply = await curlPost(a, 'http://127.0.0.1:9001/', requestHeaderMarker, `hello ${requestBodyMarker}`);
   });
 
@@ -151,7 +128,7 @@ test('plaintext control: the same request sent directly across the link is reada
   await startApp(t, b, b.ip, 8080, responseMarker);
 
   let reply: Awaited<ReturnType<typeof curlPost>> | undefined;
-  const text = await captureAll(t, b, join(dir, 'plain.pcap'), 'tcp port 8080', async () => {
+  const text = await capture(t, b, join(dir, 'plain.pcap'), 'tcp port 8080', async () => {
     reply = await curlPost(a, `http://${b.ip}:8080/`, requestHeaderMarker, `hello ${requestBodyMarker}`);
   });
 

@@ -4,16 +4,11 @@
 // never cross it readably, and a plaintext control proves the check can fail.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { makeCa, metricValue, startSidecar, tempDir } from '../helpers/weft.js';
-import { capture, inHost, requireNetns, spawnInHost, twoHosts, type Host } from '../helpers/netns.js';
+import { capture, inHost, marker, packetsBetweenHosts, requireNetns, spawnInHost, twoHosts, type Host } from '../helpers/netns.js';
 
 const WEB_ID = 'spiffe://example.org/ns/default/svc/web';
-
-function marker(kind: string): string {
-  return `weft${kind}mark${randomBytes(8).toString('hex')}`;
-}
 
 /**
  * Starts redis-server inside `host` and waits (bounded) until it answers PING. Bound to a
@@ -44,24 +39,6 @@ async function redis(host: Host, addr: string, port: number, ...command: string[
   return stdout.trim();
 }
 
-/**
- * capture(), flushing first: tcpdump writing to a file is not in immediate mode, so packets
- * reach it in blocks about once a second and a block still pending when capture() stops it
- * (300 ms after `during`) is lost. Waiting past that timeout inside `during` keeps them all.
- */
-async function captureAll(t: TestContext, host: Host, file: string, filter: string, during: () => Promise<void>): Promise<string> {
-  return capture(t, host, file, filter, async () => {
-    await during();
-    await new Promise((r) => setTimeout(r, 1_500));
-  });
-}
-
-/** Packets in a tcpdump -A text between the two hosts on `port`, by their header lines. */
-function packetsBetweenHosts(text: string, port: number): number {
-  const re = /198\.18\.0\.[12]\.\d+ > 198\.18\.0\.[12]\.\d+/g;
-  return (text.match(re) ?? []).filter((l) => l.includes(`.${port}`)).length;
-}
-
 test('redis-cli on host A reaches redis-server on host B over mTLS in TCP mode', async (t) => {
   if (!(await requireNetns(t))) return;
   const dir = await tempDir(t);
@@ -83,7 +60,7 @@ test('redis-cli on host A reaches redis-server on host B over mTLS in TCP mode',
   const value = marker('value');
   let set = '';
   let get = '';
-  const text = await captureAll(t, b, join(dir, 'mtls.pcap'), 'tcp port 6443', async () => {
+  const text = await capture(t, b, join(dir, 'mtls.pcap'), 'tcp port 6443', async () => {
     set = await redis(a, '127.0.0.1', 6380, 'SET', key, value);
     get = await redis(a, '127.0.0.1', 6380, 'GET', key);
   });
@@ -113,7 +90,7 @@ test('plaintext control: redis traffic sent directly across the link is readable
   const value = marker('value');
   let set = '';
   let get = '';
-  const text = await captureAll(t, b, join(dir, 'plain.pcap'), 'tcp port 6390', async () => {
+  const text = await capture(t, b, join(dir, 'plain.pcap'), 'tcp port 6390', async () => {
     set = await redis(a, b.ip, 6390, 'SET', key, value);
     get = await redis(a, b.ip, 6390, 'GET', key);
   });

@@ -102,3 +102,14 @@ export async function capture(t: TestContext, host: Host, file: string, filter: 
   const { stdout } = await run('tcpdump', ['-r', file, '-A', '-nn'], { maxBuffer: 64 * 1024 * 1024 });
   return stdout;
 }
+
+/** Packets on `port` between the two test hosts in a `tcpdump -A -nn` text, counted by their header lines. */
+export function packetsBetweenHosts(text: string, port: number): number {
+  const re = /198\.18\.0\.[12]\.\d+ > 198\.18\.0\.[12]\.\d+/g;
+  return (text.match(re) ?? []).filter((l) => l.includes(`.${port}`)).length;
+}
+
+/** A unique string to look for in captures: it must never appear on an encrypted link. */
+export function marker(kind: string): string {
+  return `WEFT${kind}MARK${randomBytes(8).toString('hex')}`;
+}

@@ -93,15 +93,22 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   dispatch(): void {
     const endpoint = this.#route.cluster.at(this.#first, this.#attempt);
-    endpoint.pool.dispatch(
-      {
-        path: this.#req.url ?? '/',
-        method: this.#req.method ?? 'GET',
-        headers: this.#headers,
-        body: hasBody(this.#req) ? this.#req : null,
-      },
-      this,
-    );
+    try {
+      endpoint.pool.dispatch(
+        {
+          path: this.#req.url ?? '/',
+          method: this.#req.method ?? 'GET',
+          headers: this.#headers,
+          body: hasBody(this.#req) ? this.#req : null,
+        },
+        this,
+      );
+    } catch (err) {
+      // undici refuses some requests outright (headers it will not send): never throw to the socket.
+      this.#route.metrics.error(this.#conn.hop.direction, this.#conn.hop.service, 'WEFT_E_BAD_REQUEST');
+      localReply(this.#res, 400, 'WEFT_E_BAD_REQUEST', `request cannot be forwarded: ${(err as Error).message}`, true);
+      this.#finish(400);
+    }
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -183,35 +190,40 @@ export function forwardUpgrade(route: HttpRoute, req: IncomingMessage, socket: D
   const endpoint = route.cluster.at(route.cluster.first(), 0);
   const record = (code: number) => route.metrics.request(conn.hop, code, (performance.now() - start) / 1000);
   socket.on('error', () => socket.destroy());
-  endpoint.pool.dispatch(
-    { path: req.url ?? '/', method: req.method ?? 'GET', headers, body: null, upgrade: req.headers.upgrade ?? 'websocket' },
-    {
-      onRequestStart() {},
-      onRequestUpgrade(_controller, statusCode, resHeaders, upstream) {
-        socket.write(rawHead(statusCode, resHeaders));
-        if (head.length > 0) upstream.write(head);
-        joinSockets(socket, upstream);
-        record(statusCode);
-      },
-      onResponseStart(_controller, statusCode, resHeaders) {
-        resHeaders['connection'] = 'close';
-        socket.write(rawHead(statusCode, resHeaders));
-        record(statusCode);
-      },
-      onResponseData(_controller, chunk) {
-        socket.write(chunk);
-      },
-      onResponseEnd() {
-        socket.end();
-      },
-      onResponseError(_controller, err) {
-        if (socket.destroyed) return;
-        route.metrics.error(conn.hop.direction, conn.hop.service, 'WEFT_E_UPSTREAM_CONNECT');
-        record(502);
-        localReplyRaw(socket, 502, 'WEFT_E_UPSTREAM_CONNECT', `upgrade failed: ${err.message}`);
-      },
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart() {},
+    onRequestUpgrade(_controller, statusCode, resHeaders, upstream) {
+      socket.write(rawHead(statusCode, resHeaders));
+      if (head.length > 0) upstream.write(head);
+      joinSockets(socket, upstream);
+      record(statusCode);
     },
-  );
+    onResponseStart(_controller, statusCode, resHeaders) {
+      resHeaders['connection'] = 'close';
+      socket.write(rawHead(statusCode, resHeaders));
+      record(statusCode);
+    },
+    onResponseData(_controller, chunk) {
+      socket.write(chunk);
+    },
+    onResponseEnd() {
+      socket.end();
+    },
+    onResponseError(_controller, err) {
+      if (socket.destroyed) return;
+      route.metrics.error(conn.hop.direction, conn.hop.service, 'WEFT_E_UPSTREAM_CONNECT');
+      record(502);
+      localReplyRaw(socket, 502, 'WEFT_E_UPSTREAM_CONNECT', `upgrade failed: ${err.message}`);
+    },
+  };
+  try {
+    endpoint.pool.dispatch({ path: req.url ?? '/', method: req.method ?? 'GET', headers, body: null, upgrade: req.headers.upgrade ?? 'websocket' }, handler);
+  } catch (err) {
+    // undici refuses some requests outright: never throw to the socket.
+    route.metrics.error(conn.hop.direction, conn.hop.service, 'WEFT_E_BAD_REQUEST');
+    record(400);
+    localReplyRaw(socket, 400, 'WEFT_E_BAD_REQUEST', `upgrade cannot be forwarded: ${(err as Error).message}`);
+  }
 }
 
 function rawHead(status: number, headers: IncomingHttpHeaders): string {
