@@ -5,7 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Cluster } from '../upstream/cluster.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
 import type { ConnectionInfo } from '../connection-info.js';
-import { cleanResponseHeaders, framingProblem, upstreamRequestHeaders } from './headers.js';
+import { downstreamResponseHeaders, framingProblem, upstreamRequestHeaders } from './headers.js';
 import { localReply, localReplyRaw } from './local-reply.js';
 import { joinSockets } from '../tcp/join.js';
 
@@ -65,7 +65,17 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
 }
 
-/** Per-request state of a forwarded exchange; one object, fixed shape, no per-request closures on the data path. */
+/**
+ * Per-request state of a forwarded exchange: one object with a fixed shape.
+ *
+ * It uses undici's raw handler interface (onConnect/onHeaders/onData/onComplete/onError)
+ * rather than the controller one (onRequestStart/onResponseStart/…): undici 7 adapts a
+ * controller-style handler by parsing the response headers into an object per request,
+ * which the proxy would then rewrite and serialise again. The raw interface hands over the
+ * header bytes, which go straight into a flat list for writeHead. Measured on the weft
+ * pair (docs/performance.md): see the commit that introduced it. When undici drops the raw
+ * interface (a later major), move to the controller one.
+ */
 class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #route: HttpRoute;
   readonly #req: IncomingMessage;
@@ -76,7 +86,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #first: number;
   #attempt = 0;
   #connected = false;
-  #controller: Dispatcher.DispatchController | null = null;
+  #abort: ((err?: Error) => void) | null = null;
+  #resume: (() => void) | null = null;
   #done = false;
 
   constructor(route: HttpRoute, req: IncomingMessage, res: ServerResponse, conn: ConnectionInfo, headers: string[], start: number) {
@@ -88,7 +99,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#start = start;
     this.#first = route.cluster.first();
     res.once('close', this.#onDownstreamClose);
-    res.on('drain', this.#onDrain);
   }
 
   dispatch(): void {
@@ -111,30 +121,36 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
+  /** The request is about to be written on a connected socket. */
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
     this.#connected = true;
-    if (this.#res.destroyed) controller.abort(new Error('caller went away'));
+    if (this.#res.destroyed) abort(new Error('caller went away'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    if (statusCode < 200) return; // 1xx interim responses are not relayed
-    cleanResponseHeaders(headers);
-    if (this.#route.draining.value) headers['connection'] = 'close';
-    this.#res.writeHead(statusCode, statusMessage ?? STATUS_CODES[statusCode] ?? '', headers);
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true; // 1xx interim responses are not relayed
+    this.#resume = resume;
+    const headers = downstreamResponseHeaders(rawHeaders);
+    if (this.#route.draining.value) headers.push('connection', 'close');
+    this.#res.writeHead(statusCode, statusText || (STATUS_CODES[statusCode] ?? ''), headers);
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#res.write(chunk)) controller.pause();
+  onData(chunk: Buffer): boolean {
+    if (this.#res.write(chunk)) return true;
+    // Backpressure: undici stops reading until the caller's socket drains.
+    this.#res.once('drain', this.#onDrain);
+    return false;
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
-    if (trailers && Object.keys(trailers).length > 0) this.#res.addTrailers(trailers as Record<string, string>);
+  onComplete(trailers: (Buffer | string)[] | null): void {
+    if (trailers !== null && trailers.length > 0) this.#res.addTrailers(pairsOf(trailers));
     this.#res.end();
     this.#finish(this.#res.statusCode);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     if (this.#done) return;
     const code = (err as NodeJS.ErrnoException).code ?? '';
     const connectFailure = !this.#connected && CONNECT_ERRORS.has(code);
@@ -154,20 +170,27 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #finish(code: number): void {
     if (this.#done) return;
     this.#done = true;
-    this.#res.removeListener('drain', this.#onDrain);
     this.#route.metrics.request(this.#conn.hop, code, (performance.now() - this.#start) / 1000);
   }
 
   readonly #onDrain = (): void => {
-    this.#controller?.resume();
+    this.#resume?.();
   };
 
   readonly #onDownstreamClose = (): void => {
     if (!this.#res.writableFinished) {
-      this.#controller?.abort(new Error('caller went away'));
+      this.#abort?.(new Error('caller went away'));
       this.#finish(499);
     }
   };
+}
+
+/** Trailers as [name, value] pairs (undici hands over raw bytes; its types say strings). */
+function pairsOf(raw: readonly (Buffer | string)[]): [string, string][] {
+  const text = (v: Buffer | string) => (typeof v === 'string' ? v : v.toString('latin1'));
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([text(raw[i]!), text(raw[i + 1]!)]);
+  return out;
 }
 
 /**

@@ -99,13 +99,26 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], fwd: Forwa
   return out;
 }
 
-/** Removes hop-by-hop headers, and those the response's `Connection` names, in place. */
-export function cleanResponseHeaders(headers: Record<string, string | string[] | undefined>): void {
-  const connection = headers['connection'];
-  if (connection !== undefined) {
-    for (const token of String(connection).split(',')) delete headers[token.trim().toLowerCase()];
+/**
+ * The response headers to send downstream, as a flat name/value list for writeHead, from
+ * the upstream's raw header bytes: hop-by-hop headers and those named in `Connection` are
+ * dropped; bytes pass through unchanged (latin1).
+ */
+export function downstreamResponseHeaders(raw: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  let connectionTokens: string | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const value = raw[i + 1]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') connectionTokens = connectionTokens === null ? value : `${connectionTokens},${value}`;
+      continue;
+    }
+    out.push(name, value);
   }
-  for (const name of HOP_BY_HOP) delete headers[name];
+  if (connectionTokens !== null) dropConnectionListed(out, connectionTokens);
+  return out;
 }
 
 function dropConnectionListed(out: string[], tokens: string): void {
