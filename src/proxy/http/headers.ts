@@ -122,6 +122,9 @@ export function downstreamResponseHeaders(raw: readonly Buffer[]): string[] {
 }
 
 function dropConnectionListed(out: string[], tokens: string): void {
+  // The common case, `Connection: keep-alive` or `close`, names no other header.
+  const plain = tokens.toLowerCase();
+  if (plain === 'keep-alive' || plain === 'close') return;
   const names = new Set(tokens.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade'));
   if (names.size === 0) return;
   for (let i = out.length - 2; i >= 0; i -= 2) {
