@@ -3,7 +3,7 @@
 # with: nginx, HAProxy, wrk, h2load (nghttp2-client), openssl. Not needed for `npm test`.
 # The packaged services are not started: the benchmark runs its own instances.
 set -euo pipefail
-packages=(nginx haproxy wrk nghttp2-client openssl procps util-linux)
+packages=(nginx libnginx-mod-stream haproxy wrk nghttp2-client openssl procps util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: the Debian tools the end-to-end
 # tests drive (iproute2 for network namespaces, tcpdump for captures, openssl, curl,
-# redis) and the npm packages (npm ci, which also builds dist/ through `prepare`).
+# redis), the benchmark peers (nginx, HAProxy, wrk: scripts/install-bench-deps.sh) and the
+# npm packages (npm ci, which also builds dist/ through `prepare`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# The packaged redis-server starts a system instance on install; the tests start their own.
+# The benchmark peers: `npm test` runs the benchmark harness once in quick mode.
+scripts/install-bench-deps.sh
 npm ci --no-audit --no-fund

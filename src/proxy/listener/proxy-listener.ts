@@ -166,6 +166,11 @@ export class ProxyListener {
     });
     server.on('upgrade', (req, socket, head) => forwardUpgrade(this.#route, req, socket, head, getConnectionInfo(req.socket)));
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // A caller that resets or goes away mid-request is not a bad request: just close.
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       this.#metrics.error(this.#compiled.direction, this.#compiled.service, `WEFT_E_HTTP_${status}`);
       if (socket.writable && !(socket as Socket).bytesWritten) {
