@@ -5,7 +5,7 @@ import { searchPath } from '../lib/env.js';
 import { freePort } from '../lib/ports.js';
 import { readLog, spawnManaged, tcpAccepts, waitUntil, type ManagedProcess } from '../lib/procs.js';
 import { TLS13_SUITES } from './nginx.js';
-import type { RunningTopology, StartOptions } from './types.js';
+import { runningPair, type RunningTopology, type StartOptions } from './types.js';
 
 function globalBlock(mode: 'http' | 'tcp'): string {
   return `# written by weft bench
@@ -86,17 +86,5 @@ export async function startHaproxy(ctx: BenchContext, options: StartOptions): Pr
     await b.stop();
     throw err;
   }
-  return {
-    name: 'haproxy',
-    port: p1,
-    url: `http://127.0.0.1:${p1}`,
-    inboundPort: p2,
-    proxies: [
-      { role: 'A', pid: a.pid, name: a.name },
-      { role: 'B', pid: b.pid, name: b.name },
-    ],
-    async stop() {
-      await Promise.all([a.stop(), b.stop()]);
-    },
-  };
+  return runningPair('haproxy', p1, p2, a, b);
 }

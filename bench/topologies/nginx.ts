@@ -5,7 +5,7 @@ import type { BenchContext } from '../lib/context.js';
 import { searchPath } from '../lib/env.js';
 import { freePort } from '../lib/ports.js';
 import { readLog, spawnManaged, tcpAccepts, waitUntil, type ManagedProcess } from '../lib/procs.js';
-import type { RunningTopology, StartOptions } from './types.js';
+import { runningPair, type RunningTopology, type StartOptions } from './types.js';
 
 /**
  * TLS 1.3 suites in weft's order (src/proxy/tls.ts), so every pair negotiates the same cipher
@@ -233,17 +233,5 @@ export async function startNginx(ctx: BenchContext, options: StartOptions): Prom
     await b.proc.stop();
     throw err;
   }
-  return {
-    name: 'nginx',
-    port: p1,
-    url: `http://127.0.0.1:${p1}`,
-    inboundPort: p2,
-    proxies: [
-      { role: 'A', pid: a.proc.pid, name: a.proc.name },
-      { role: 'B', pid: b.proc.pid, name: b.proc.name },
-    ],
-    async stop() {
-      await Promise.all([a.proc.stop(), b.proc.stop()]);
-    },
-  };
+  return runningPair('nginx', p1, p2, a.proc, b.proc);
 }

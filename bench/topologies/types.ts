@@ -41,3 +41,35 @@ export interface StartOptions {
 
 /** Starts one topology; on failure it has already stopped whatever it started. */
 export type StartTopology = (ctx: BenchContext, options: StartOptions) => Promise<RunningTopology>;
+
+/** A started proxy process as the pair topologies hold it. */
+export interface PairMember {
+  readonly pid: number;
+  readonly name: string;
+  stop(): Promise<unknown>;
+}
+
+/** The running form of a proxy pair: the client connects to A on `p1`, A reaches B on `p2`. */
+export function runningPair(
+  name: TopologyName,
+  p1: number,
+  p2: number,
+  a: PairMember,
+  b: PairMember,
+  extra: Pick<RunningTopology, 'inboundConnections'> = {},
+): RunningTopology {
+  return {
+    name,
+    port: p1,
+    url: `http://127.0.0.1:${p1}`,
+    inboundPort: p2,
+    proxies: [
+      { role: 'A', pid: a.pid, name: a.name },
+      { role: 'B', pid: b.pid, name: b.name },
+    ],
+    ...extra,
+    async stop() {
+      await Promise.all([a.stop(), b.stop()]);
+    },
+  };
+}

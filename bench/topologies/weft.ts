@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { BenchContext } from '../lib/context.js';
 import { freePort } from '../lib/ports.js';
 import { httpStatus, readLog, spawnManaged, waitUntil, type ManagedProcess } from '../lib/procs.js';
-import type { RunningTopology, StartOptions } from './types.js';
+import { runningPair, type RunningTopology, type StartOptions } from './types.js';
 
 /** A started `weft sidecar` and its fixed admin address. */
 export interface WeftSidecar {
@@ -65,20 +65,7 @@ export async function startWeft(ctx: BenchContext, options: StartOptions): Promi
     await Promise.all([a.proc.stop(), b.proc.stop()]);
     throw err;
   }
-  return {
-    name: 'weft',
-    port: p1,
-    url: `http://127.0.0.1:${p1}`,
-    inboundPort: p2,
-    proxies: [
-      { role: 'A', pid: a.proc.pid, name: a.proc.name },
-      { role: 'B', pid: b.proc.pid, name: b.proc.name },
-    ],
-    inboundConnections: () => inboundConnections(b.admin),
-    async stop() {
-      await Promise.all([a.proc.stop(), b.proc.stop()]);
-    },
-  };
+  return runningPair('weft', p1, p2, a.proc, b.proc, { inboundConnections: () => inboundConnections(b.admin) });
 }
 
 /** Sum of `weft_connections_total{direction="inbound"}` on a sidecar's /metrics, or null. */
