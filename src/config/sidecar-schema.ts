@@ -84,7 +84,9 @@ const inboundSchema = z.strictObject({
 const upstreamSchema = z.strictObject({
   name: name('upstream name'),
   namespace: name('namespace').optional(),
-  listen: hostPort,
+  listen: hostPort.refine((a) => isLoopback(a.host), {
+    message: 'an upstream listener must be on loopback (e.g. 127.0.0.1:9001): it accepts plaintext and calls out with this service\'s identity',
+  }),
   protocol: protocol.default('http'),
   endpoints: z.array(hostPort).min(1, 'list at least one endpoint (host:port of a remote sidecar)'),
   identity: spiffeId.optional(),

@@ -72,6 +72,7 @@ export class SelfIssuingSource extends BaseSource implements CertificateSource {
   readonly #log: Logger;
   #timer: NodeJS.Timeout | null = null;
   #failures = 0;
+  #stopped = false;
 
   constructor(options: { issuer: Issuer; spiffeId: string; ttlMs: number; log: Logger }) {
     super();
@@ -88,6 +89,7 @@ export class SelfIssuingSource extends BaseSource implements CertificateSource {
   }
 
   stop(): void {
+    this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
@@ -97,13 +99,16 @@ export class SelfIssuingSource extends BaseSource implements CertificateSource {
   }
 
   #schedule(ms: number): void {
-    this.#timer = setTimeout(() => void this.#renew(), ms);
+    if (this.#stopped) return;
+    // setTimeout fires at once for delays above 2^31-1 ms (about 24.8 days): cap it.
+    this.#timer = setTimeout(() => void this.#renew(), Math.min(ms, 2 ** 31 - 1));
     this.#timer.unref();
   }
 
   async #renew(): Promise<void> {
     try {
       const bundle = await this.#issue();
+      if (this.#stopped) return;
       this.#failures = 0;
       this.publish(bundle);
       this.#log.info({ serial: bundle.serial, notAfter: bundle.notAfter.toISOString() }, 'certificate renewed');
@@ -113,7 +118,7 @@ export class SelfIssuingSource extends BaseSource implements CertificateSource {
       this.failed();
       const retry = Math.min(30_000, 1000 * 2 ** Math.min(this.#failures, 5));
       this.#log.error({ err, retryInMs: retry }, 'certificate renewal failed');
-      if (this.#timer !== null) this.#schedule(retry);
+      this.#schedule(retry);
     }
   }
 }

@@ -6,8 +6,6 @@ import type { PeerIdentity } from './tls.js';
 export interface ConnectionInfo {
   readonly peer: PeerIdentity;
   readonly tls: boolean;
-  /** False when an allow-list is set and the caller is not on it. */
-  readonly allowed: boolean;
   /** Metric labels for everything on this connection. */
   readonly hop: HopLabels;
   /** x-forwarded-client-cert value for requests on this connection, or null. */
@@ -21,9 +19,31 @@ export function setConnectionInfo(socket: Socket, info: ConnectionInfo): void {
   infos.set(socket, info);
 }
 
+/** The facts recorded for `socket`, or null before the listener dispatched it. */
+export function peekConnectionInfo(socket: Socket): ConnectionInfo | null {
+  return infos.get(socket) ?? null;
+}
+
 /** The facts recorded for `socket`; throws if the listener did not record any (a bug). */
 export function getConnectionInfo(socket: Socket): ConnectionInfo {
   const info = infos.get(socket);
   if (info === undefined) throw new Error('connection has no recorded info');
   return info;
+}
+
+/** Who may use a listener, from its current compiled configuration. */
+export interface Admission {
+  /** SPIFFE IDs allowed to call, or null for everyone the trust bundle admits. */
+  readonly allow: ReadonlySet<string> | null;
+  /** True on a strict inbound listener: plaintext connections are no longer welcome. */
+  readonly requireTls: boolean;
+}
+
+/**
+ * Whether the caller of `conn` may use the listener now. Checked per request (HTTP) and
+ * per connection (TCP), and again for open connections when a reload tightens the rules.
+ */
+export function admitted(admission: Admission, conn: ConnectionInfo): boolean {
+  if (admission.requireTls && !conn.tls) return false;
+  return admission.allow === null || (conn.peer.spiffeId !== null && admission.allow.has(conn.peer.spiffeId));
 }

@@ -58,6 +58,10 @@ export function peerSpiffeId(socket: TLSSocket): string | null {
 
 /** Extracts the single spiffe:// URI from an OpenSSL-style subjectaltname string. */
 export function spiffeIdFromSan(san: string): string | null {
+  // Node quotes SAN entries that contain separators or quotes (CVE-2021-44532); such an
+  // entry could smuggle ", URI:spiffe://…" into the split below. No valid SPIFFE ID needs
+  // quoting, so a quoted SAN list never yields an identity.
+  if (san.includes('"')) return null;
   let found: string | null = null;
   for (const part of san.split(', ')) {
     if (part.startsWith('URI:spiffe://')) {

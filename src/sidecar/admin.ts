@@ -35,6 +35,8 @@ export class AdminServer {
         reject(new WeftError('WEFT_E_LISTEN', `admin cannot listen on ${formatHostPort(addr)}: ${err.code === 'EADDRINUSE' ? 'the address is already in use' : err.message}; set admin.listen (--admin) to a free loopback port`)),
       );
       this.#server.listen({ host: addr.host, port: addr.port }, () => {
+        this.#server.removeAllListeners('error');
+        this.#server.on('error', () => {}); // accept failures (EMFILE…) must not crash the sidecar
         const a = this.#server.address();
         resolve(typeof a === 'object' && a !== null ? { host: a.address, port: a.port } : addr);
       });

@@ -35,6 +35,8 @@ export class Sidecar {
   #stopping = false;
   #reloading: Promise<ReloadResult> = Promise.resolve({ applied: true, version: 1 });
   #lastReloadError: string | null = null;
+  /** Set by POST /drain/inbound: reloads must not bind the inbound listener again. */
+  #inboundDrained = false;
 
   private constructor(load: () => Promise<SidecarConfig>, log: Logger, config: SidecarConfig, identity: SidecarIdentity) {
     this.#load = load;
@@ -86,6 +88,7 @@ export class Sidecar {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#ready = false;
+    await this.#reloading; // a reload in progress rolls back when it sees #stopping
     const deadline = Date.now() + this.#compiled.config.drainTimeout;
     this.#log.info({ drainTimeoutMs: this.#compiled.config.drainTimeout }, 'draining');
     await Promise.all([...this.#listeners.values()].map((l) => l.drain(deadline)));
@@ -111,11 +114,12 @@ export class Sidecar {
       const trustDomain = (newIdentity ?? this.#identity).trustDomain;
       const compiled = compileSidecar(config, { version: this.#compiled.version + 1, trustDomain, certs: this.#certs, clusters: this.#clusters });
       for (const c of compiled.listeners) {
-        if (this.#listeners.has(c.key)) continue;
+        if (this.#listeners.has(c.key) || (this.#inboundDrained && c.direction === 'inbound')) continue;
         const listener = new ProxyListener(c, { certs: this.#certs, metrics: this.#metrics });
         added.push(listener);
         await listener.listen();
       }
+      if (this.#stopping) throw new Error('sidecar is stopping');
       // Commit: nothing below can fail.
       if (newIdentity !== null) {
         this.#unfollow();
@@ -208,6 +212,7 @@ export class Sidecar {
       },
       drainInbound: async () => {
         this.#ready = false;
+        this.#inboundDrained = true;
         for (const [key, listener] of this.#listeners) {
           if (listener.compiled.direction !== 'inbound') continue;
           await listener.drain(Date.now() + this.#compiled.config.drainTimeout);

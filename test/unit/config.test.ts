@@ -120,10 +120,14 @@ test('only one identity source; issuer needs dir or cert+key', () => {
   assert.match(half[0]!.message, /both cert and key/);
 });
 
-test('the admin endpoint must stay on loopback', () => {
+test('the admin endpoint and upstream listeners must stay on loopback', () => {
   const p = problemsOf(() => validateConfig(sidecarConfigSchema, { ...minimal, admin: { listen: '0.0.0.0:15000' } }));
   assert.equal(p[0]!.path, 'admin.listen');
   assert.match(p[0]!.message, /loopback/);
+  // An upstream listener takes plaintext and calls out with this service's identity.
+  const u = problemsOf(() => validateConfig(sidecarConfigSchema, { ...minimal, upstreams: [{ name: 'api', listen: ':9001', endpoints: ['198.18.0.2:8443'] }] }));
+  assert.equal(u[0]!.path, 'upstreams.0.listen');
+  assert.match(u[0]!.message, /must be on loopback/);
 });
 
 test('listen addresses and upstream names must be unique; SPIFFE IDs must be valid', () => {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { downstreamResponseHeaders, formatXfcc, framingProblem, isHopByHop, upstreamRequestHeaders } from '../../src/proxy/http/headers.js';
 import { spiffeIdFromSan } from '../../src/proxy/tls.js';
+import { admitted } from '../../src/proxy/connection-info.js';
 
 const inbound = (xfcc: string | null, proto: 'http' | 'https' = 'https') => ({ inbound: true, proto, clientAddress: '198.18.0.1', xfcc });
 const outbound = { inbound: false, proto: 'http' as const, clientAddress: '127.0.0.1', xfcc: null };
@@ -71,4 +72,21 @@ test('the SPIFFE ID is the single spiffe URI SAN of the peer certificate', () =>
   assert.equal(spiffeIdFromSan('DNS:web.local, URI:spiffe://example.org/ns/default/svc/web'), 'spiffe://example.org/ns/default/svc/web');
   assert.equal(spiffeIdFromSan('DNS:web.local'), null);
   assert.equal(spiffeIdFromSan('URI:spiffe://a.org/x, URI:spiffe://b.org/y'), null, 'two SPIFFE IDs: not an SVID');
+  // A SAN carrying ", URI:spiffe://…" is printed quoted by Node; it must not yield the smuggled ID.
+  assert.equal(spiffeIdFromSan('URI:"spiffe://other.org/x, URI:spiffe://example.org/ns/default/svc/api, DNS:y"'), null);
+});
+
+test('admission: allow-list and strict mode are checked against the current rules', () => {
+  const conn = (spiffeId: string | null, tls: boolean) => ({
+    peer: { spiffeId, certHash: null },
+    tls,
+    hop: { direction: 'inbound' as const, service: 'api', peer: spiffeId ?? 'unknown', tls: tls ? ('true' as const) : ('false' as const) },
+    xfcc: null,
+  });
+  const web = 'spiffe://example.org/ns/default/svc/web';
+  assert.ok(admitted({ allow: null, requireTls: false }, conn(null, false)), 'permissive, no allow-list: plaintext admitted');
+  assert.ok(!admitted({ allow: null, requireTls: true }, conn(null, false)), 'strict: plaintext refused');
+  assert.ok(admitted({ allow: new Set([web]), requireTls: true }, conn(web, true)));
+  assert.ok(!admitted({ allow: new Set([web]), requireTls: true }, conn('spiffe://example.org/ns/default/svc/billing', true)));
+  assert.ok(!admitted({ allow: new Set([web]), requireTls: false }, conn(null, false)), 'plaintext callers have no identity');
 });

@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { STATUS_CODES } from 'node:http';
 import type { Cluster } from '../upstream/cluster.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
-import type { ConnectionInfo } from '../connection-info.js';
+import { admitted, type Admission, type ConnectionInfo } from '../connection-info.js';
 import { downstreamResponseHeaders, framingProblem, upstreamRequestHeaders } from './headers.js';
 import { localReply, localReplyRaw } from './local-reply.js';
 import { joinSockets } from '../tcp/join.js';
@@ -12,6 +12,8 @@ import { joinSockets } from '../tcp/join.js';
 /** The compiled HTTP stage of a listener: where requests go and how they are labelled. */
 export interface HttpRoute {
   readonly inbound: boolean;
+  /** Checked on every request, so a reload that tightens it applies to open connections too. */
+  readonly admission: Admission;
   readonly cluster: Cluster;
   readonly metrics: SidecarMetrics;
   /** Set while the listener drains: responses ask the caller to close the connection. */
@@ -39,7 +41,7 @@ const CONNECT_ERRORS = new Set([
  */
 export function forwardRequest(route: HttpRoute, req: IncomingMessage, res: ServerResponse, conn: ConnectionInfo): void {
   const start = performance.now();
-  if (!conn.allowed) {
+  if (!admitted(route.admission, conn)) {
     return reject(route, res, conn, start, 403, 'WEFT_E_FORBIDDEN', `caller ${conn.peer.spiffeId ?? '(plaintext)'} is not allowed by inbound.allow`);
   }
   const framing = framingProblem(req.rawHeaders);
@@ -199,7 +201,7 @@ function pairsOf(raw: readonly (Buffer | string)[]): [string, string][] {
  */
 export function forwardUpgrade(route: HttpRoute, req: IncomingMessage, socket: Duplex, head: Buffer, conn: ConnectionInfo): void {
   const start = performance.now();
-  if (!conn.allowed) {
+  if (!admitted(route.admission, conn)) {
     route.metrics.error(conn.hop.direction, conn.hop.service, 'WEFT_E_FORBIDDEN');
     route.metrics.request(conn.hop, 403, 0);
     return localReplyRaw(socket, 403, 'WEFT_E_FORBIDDEN', 'caller is not allowed by inbound.allow');
@@ -216,12 +218,18 @@ export function forwardUpgrade(route: HttpRoute, req: IncomingMessage, socket: D
   const handler: Dispatcher.DispatchHandler = {
     onRequestStart() {},
     onRequestUpgrade(_controller, statusCode, resHeaders, upstream) {
+      if (socket.destroyed) {
+        upstream.destroy(); // the caller left while the upgrade was on its way
+        return;
+      }
       socket.write(rawHead(statusCode, resHeaders));
       if (head.length > 0) upstream.write(head);
       joinSockets(socket, upstream);
       record(statusCode);
     },
     onResponseStart(_controller, statusCode, resHeaders) {
+      // Not upgraded: relay the response with the body de-chunked, delimited by the close.
+      for (const name of ['transfer-encoding', 'keep-alive', 'upgrade', 'content-length']) delete resHeaders[name];
       resHeaders['connection'] = 'close';
       socket.write(rawHead(statusCode, resHeaders));
       record(statusCode);

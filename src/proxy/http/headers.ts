@@ -78,8 +78,6 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], fwd: Forwa
     }
     // The sidecar already answered `Expect: 100-continue` (Node does), so it goes no further.
     if (lower === 'expect' && value.trim().toLowerCase() === '100-continue') continue;
-    // The sidecar already answered `Expect: 100-continue` (Node does), so it goes no further.
-    if (lower === 'expect' && value.trim().toLowerCase() === '100-continue') continue;
     if (fwd.inbound && SIDECAR_OWNED.has(lower)) {
       if (lower === 'x-forwarded-for') priorXff = priorXff === null ? value : `${priorXff}, ${value}`;
       continue;

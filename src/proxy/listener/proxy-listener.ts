@@ -10,7 +10,7 @@ import type { SidecarMetrics, HopLabels } from '../../obs/metrics.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { WeftError } from '../../errors.js';
 import { PLAINTEXT_PEER, tlsOptions, tlsPeerIdentity, type PeerIdentity } from '../tls.js';
-import { getConnectionInfo, setConnectionInfo, type ConnectionInfo } from '../connection-info.js';
+import { admitted, getConnectionInfo, peekConnectionInfo, setConnectionInfo, type Admission, type ConnectionInfo } from '../connection-info.js';
 import { forwardRequest, forwardUpgrade, type HttpRoute } from '../http/forward.js';
 import { formatXfcc } from '../http/headers.js';
 import { localReply } from '../http/local-reply.js';
@@ -98,6 +98,8 @@ export class ProxyListener {
       this.#server.once('error', onError);
       this.#server.listen({ host: listen.host, port: listen.port }, () => {
         this.#server.removeListener('error', onError);
+        // After binding, errors are accept failures (EMFILE…): count them, never crash.
+        this.#server.on('error', () => this.#metrics.error(this.#compiled.direction, this.#compiled.service, 'WEFT_E_ACCEPT'));
         const addr = this.#server.address();
         resolve(typeof addr === 'object' && addr !== null ? { host: addr.address, port: addr.port } : listen);
       });
@@ -112,12 +114,22 @@ export class ProxyListener {
 
   /** Swaps in a new compiled configuration for connections accepted from now on. */
   update(compiled: CompiledListener): void {
+    const tightened = compiled.security !== this.#compiled.security || !sameSet(compiled.allow, this.#compiled.allow);
     this.#compiled = compiled;
     this.#route = this.#httpRoute(compiled);
     const limitsKey = JSON.stringify(compiled.limits);
     if (limitsKey !== this.#httpLimitsKey) {
       this.#httpLimitsKey = limitsKey;
       this.#http = this.#createHttpServer(compiled.limits);
+    }
+    if (tightened) {
+      // Open connections of callers the new rules refuse are closed (HTTP requests are
+      // also checked one by one); the rest keep going.
+      const admission = admissionOf(compiled);
+      for (const socket of this.#sockets) {
+        const info = peekConnectionInfo(socket);
+        if (info !== null && !admitted(admission, info)) socket.destroy();
+      }
     }
   }
 
@@ -139,7 +151,7 @@ export class ProxyListener {
   }
 
   #httpRoute(c: CompiledListener): HttpRoute {
-    return { inbound: c.direction === 'inbound', cluster: c.cluster, metrics: this.#metrics, draining: this.#draining };
+    return { inbound: c.direction === 'inbound', admission: admissionOf(c), cluster: c.cluster, metrics: this.#metrics, draining: this.#draining };
   }
 
   #createHttpServer(limits: LimitsConfig): HttpServer {
@@ -210,6 +222,7 @@ export class ProxyListener {
       socket.removeListener('data', onData);
       this.#dispatch(socket, PLAINTEXT_PEER, false);
     }, SNIFF_TIMEOUT_MS);
+    socket.once('close', () => clearTimeout(timer));
     const onData = (chunk: Buffer) => {
       clearTimeout(timer);
       socket.pause();
@@ -228,6 +241,7 @@ export class ProxyListener {
   }
 
   #dispatch(socket: Socket, peer: PeerIdentity, tls: boolean): void {
+    if (socket.destroyed) return;
     const c = this.#compiled;
     const hop: HopLabels = {
       direction: c.direction,
@@ -239,7 +253,6 @@ export class ProxyListener {
       peer,
       tls,
       hop,
-      allowed: c.allow === null || (peer.spiffeId !== null && c.allow.has(peer.spiffeId)),
       xfcc: peer.spiffeId !== null && peer.certHash !== null ? formatXfcc(c.localSpiffeId, peer.certHash, peer.spiffeId) : null,
     };
     setConnectionInfo(socket, info);
@@ -250,6 +263,15 @@ export class ProxyListener {
       // A sniffed plaintext socket was paused with its first bytes unshifted; the HTTP
       // server's own 'data' listener does not restart an explicitly paused stream.
       socket.resume();
-    } else proxyTcp(c.cluster, this.#metrics, socket, info);
+    } else proxyTcp(c.cluster, this.#metrics, socket, info, admissionOf(c));
   }
+}
+
+function admissionOf(c: CompiledListener): Admission {
+  return { allow: c.allow, requireTls: c.security === 'strict' };
+}
+
+function sameSet(a: ReadonlySet<string> | null, b: ReadonlySet<string> | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.size === b.size && [...a].every((x) => b.has(x));
 }

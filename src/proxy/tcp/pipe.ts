@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Cluster } from '../upstream/cluster.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
-import type { ConnectionInfo } from '../connection-info.js';
+import { admitted, type Admission, type ConnectionInfo } from '../connection-info.js';
 import { joinSockets } from './join.js';
 
 /**
@@ -9,8 +9,8 @@ import { joinSockets } from './join.js';
  * the first cluster endpoint that accepts a connection. Callers off the allow-list are
  * disconnected. Half-closes are forwarded; an error on either side closes both.
  */
-export function proxyTcp(cluster: Cluster, metrics: SidecarMetrics, socket: Socket, conn: ConnectionInfo): void {
-  if (!conn.allowed) {
+export function proxyTcp(cluster: Cluster, metrics: SidecarMetrics, socket: Socket, conn: ConnectionInfo, admission: Admission): void {
+  if (!admitted(admission, conn)) {
     metrics.error(conn.hop.direction, conn.hop.service, 'WEFT_E_FORBIDDEN');
     socket.destroy();
     return;

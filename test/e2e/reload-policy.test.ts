@@ -1,0 +1,50 @@
+// A reload that tightens inbound policy applies to connections that are already open,
+// not only to new ones: a keep-alive plaintext caller of a permissive listener is cut off
+// when the listener goes strict.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { makeCa, startSidecar, tempDir } from '../helpers/weft.js';
+
+function config(ca: string, app: string, mtls: 'strict' | 'permissive'): string {
+  return `service: api\nidentity:\n  issuer: { dir: ${ca} }\ninbound:\n  listen: 127.0.0.1:0\n  app: ${app}\n  mtls: ${mtls}\nadmin:\n  listen: 127.0.0.1:0\n`;
+}
+
+test('going strict on reload closes open plaintext keep-alive connections', async (t) => {
+  const dir = await tempDir(t);
+  const ca = await makeCa(dir);
+  const app: Server = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => app.close(() => r())));
+  const appAddress = `127.0.0.1:${(app.address() as AddressInfo).port}`;
+  const file = join(dir, 'sidecar.yaml');
+  await writeFile(file, config(ca, appAddress, 'permissive'));
+  const { proc, listeners } = await startSidecar(t, ['-c', file]);
+  const inbound = listeners['inbound']!;
+
+  const agent = new Agent({ connections: 1, keepAliveTimeout: 60_000 });
+  t.after(() => agent.destroy());
+  const first = await request(`http://${inbound}/`, { dispatcher: agent });
+  assert.equal(first.statusCode, 200);
+  assert.equal(await first.body.text(), 'ok');
+
+  // Same listen address (port 0 is kept as written): the reload reuses the socket.
+  await writeFile(file, config(ca, appAddress, 'strict'));
+  proc.child.kill('SIGHUP');
+  const deadline = Date.now() + 10_000;
+  while (!proc.lines.some((l) => l.includes('"configuration applied"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(proc.lines.some((l) => l.includes('"configuration applied"')), proc.lines.join('\n'));
+
+  // The same client, same pooled connection if it were still open: refused now.
+  await assert.rejects(
+    (async () => {
+      const res = await request(`http://${inbound}/`, { dispatcher: agent, headersTimeout: 5_000 });
+      await res.body.text();
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+    })(),
+  );
+});
