@@ -71,9 +71,12 @@ export class ProxyListener {
     this.#route = this.#httpRoute(compiled);
     this.#httpLimitsKey = JSON.stringify(compiled.limits);
     this.#http = this.#createHttpServer(compiled.limits);
-    this.#server = createNetServer({ allowHalfOpen: false }, (socket) => this.#onConnection(socket));
+    // Half-open: a caller's FIN travels on (TCP mode) while the reply still comes back;
+    // the HTTP server handles 'end' itself, as it does on its own sockets.
+    this.#server = createNetServer({ allowHalfOpen: true }, (socket) => this.#onConnection(socket));
     this.#tls = createTlsServer({
       ...tlsOptions(deps.certs.get()),
+      allowHalfOpen: true,
       requestCert: true,
       rejectUnauthorized: true,
       handshakeTimeout: compiled.limits.headerTimeout,

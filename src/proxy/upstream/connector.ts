@@ -1,5 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import type { HostPort } from '../../config/address.js';
 import type { CertificateBundle } from '../../pki/certificate-bundle.js';
 import type { Watch } from '../../watch.js';
@@ -20,7 +20,7 @@ export interface Connector {
 export function plainConnector(timeoutMs: number): Connector {
   return {
     connect(endpoint, callback) {
-      const socket = netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true });
+      const socket = netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true, allowHalfOpen: true });
       const timer = setTimeout(() => socket.destroy(connectTimeout(endpoint, timeoutMs)), timeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
@@ -64,7 +64,8 @@ export class MtlsConnector implements Connector {
 
   connect(endpoint: HostPort, callback: ConnectCallback): void {
     const key = `${endpoint.host}:${endpoint.port}`;
-    const socket: TLSSocket = tlsConnect({
+    // allowHalfOpen: tls.connect passes it to the TLSSocket, though @types/node omits it.
+    const options: ConnectionOptions & { allowHalfOpen: boolean } = {
       host: endpoint.host,
       port: endpoint.port,
       secureContext: this.#context,
@@ -73,7 +74,9 @@ export class MtlsConnector implements Connector {
       checkServerIdentity: () => undefined,
       session: this.#sessions.get(key),
       ALPNProtocols: this.#alpn,
-    });
+      allowHalfOpen: true,
+    };
+    const socket: TLSSocket = tlsConnect(options);
     socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(connectTimeout(endpoint, this.#timeoutMs)), this.#timeoutMs);
     const onError = (err: Error) => {
