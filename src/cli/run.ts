@@ -118,7 +118,7 @@ function waitForReady(sidecar: ChildProcess): Promise<string | null> {
 function drainInbound(admin: string): Promise<void> {
   const [host, port] = splitAdmin(admin);
   return new Promise((resolve) => {
-    const req = request({ host, port, method: 'POST', path: '/drain/inbound' }, (res) => {
+    const req = request({ host, port, method: 'POST', path: '/drain/inbound', headers: { 'x-weft-admin': '1' } }, (res) => {
       res.resume();
       res.once('end', () => resolve());
     });

@@ -15,7 +15,7 @@ export interface AdminSource {
 
 /**
  * The sidecar's admin endpoint, loopback only: `/live`, `/ready`, `/metrics`, `/config`,
- * `/certs`, and `POST /drain/inbound`.
+ * `/certs`, and `POST /drain/inbound` (with an `x-weft-admin` header).
  */
 export class AdminServer {
   readonly #server: Server;
@@ -53,6 +53,9 @@ export class AdminServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'POST' && path === '/drain/inbound') {
+      // A header that a web page in a local browser cannot send without a CORS preflight,
+      // which this endpoint never grants: no cross-site draining.
+      if (req.headers['x-weft-admin'] === undefined) return send(res, 403, 'text/plain', 'send the header x-weft-admin: 1 with this request\n');
       await this.#source.drainInbound();
       return send(res, 200, 'text/plain', 'inbound drained\n');
     }

@@ -35,6 +35,8 @@ export class Sidecar {
   #stopping = false;
   #reloading: Promise<ReloadResult> = Promise.resolve({ applied: true, version: 1 });
   #lastReloadError: string | null = null;
+  /** Listeners a reload removed, still draining: their clusters stay open until they finish. */
+  readonly #retiring = new Set<ProxyListener>();
   /** Set by POST /drain/inbound: reloads must not bind the inbound listener again. */
   #inboundDrained = false;
 
@@ -91,7 +93,7 @@ export class Sidecar {
     await this.#reloading; // a reload in progress rolls back when it sees #stopping
     const deadline = Date.now() + this.#compiled.config.drainTimeout;
     this.#log.info({ drainTimeoutMs: this.#compiled.config.drainTimeout }, 'draining');
-    await Promise.all([...this.#listeners.values()].map((l) => l.drain(deadline)));
+    await Promise.all([...this.#listeners.values(), ...this.#retiring].map((l) => l.drain(deadline)));
     this.#listeners.clear();
     await this.#clusters.closeAll();
     this.#unfollow();
@@ -133,13 +135,17 @@ export class Sidecar {
       for (const [key, listener] of this.#listeners) {
         if (!keep.has(key)) {
           this.#listeners.delete(key);
-          void listener.drain(deadline);
+          this.#retiring.add(listener);
+          void listener.drain(deadline).finally(() => {
+            this.#retiring.delete(listener);
+            if (!this.#stopping) this.#clusters.retain(this.#clusterKeysInUse());
+          });
         }
       }
       for (const c of compiled.listeners) this.#listeners.get(c.key)?.update(c);
       for (const l of added) this.#listeners.set(l.compiled.key, l);
-      this.#clusters.retain(new Set(compiled.listeners.map((c) => c.cluster.key)));
       this.#compiled = compiled;
+      this.#clusters.retain(this.#clusterKeysInUse());
       this.#lastReloadError = null;
       this.#metrics.configReloads.inc({ result: 'applied' });
       this.#metrics.configVersion.set(compiled.version);
@@ -148,12 +154,19 @@ export class Sidecar {
     } catch (err) {
       await Promise.all(added.map((l) => l.drain(Date.now())));
       newIdentity?.source.stop();
-      this.#clusters.retain(new Set(this.#compiled.listeners.map((c) => c.cluster.key)));
+      this.#clusters.retain(this.#clusterKeysInUse());
       this.#lastReloadError = (err as Error).message;
       this.#metrics.configReloads.inc({ result: 'rejected' });
       this.#log.error({ error: (err as Error).message, version: this.#compiled.version }, 'configuration rejected; the running configuration keeps serving');
       return { applied: false, error: err as Error };
     }
+  }
+
+  /** Clusters of the current snapshot and of listeners still draining after a reload. */
+  #clusterKeysInUse(): Set<string> {
+    const keys = new Set(this.#compiled.listeners.map((c) => c.cluster.key));
+    for (const l of this.#retiring) keys.add(l.compiled.cluster.key);
+    return keys;
   }
 
   async #bindListeners(compiled: CompiledSidecar): Promise<void> {

@@ -48,3 +48,28 @@ test('going strict on reload closes open plaintext keep-alive connections', asyn
     })(),
   );
 });
+
+test('POST /drain/inbound needs x-weft-admin; afterwards a reload does not bind inbound again', async (t) => {
+  const dir = await tempDir(t);
+  const ca = await makeCa(dir);
+  const app: Server = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => app.close(() => r())));
+  const file = join(dir, 'sidecar.yaml');
+  await writeFile(file, config(ca, `127.0.0.1:${(app.address() as AddressInfo).port}`, 'strict'));
+  const { proc, admin, listeners } = await startSidecar(t, ['-c', file]);
+
+  const refused = await fetch(`http://${admin}/drain/inbound`, { method: 'POST' });
+  assert.equal(refused.status, 403, 'a plain POST (what a web page can send) is refused');
+  assert.equal((await fetch(`http://${admin}/ready`)).status, 200);
+
+  const drained = await fetch(`http://${admin}/drain/inbound`, { method: 'POST', headers: { 'x-weft-admin': '1' } });
+  assert.equal(drained.status, 200);
+  assert.equal((await fetch(`http://${admin}/ready`)).status, 503);
+
+  proc.child.kill('SIGHUP');
+  const deadline = Date.now() + 10_000;
+  while (!proc.lines.some((l) => l.includes('"configuration applied"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const config2 = JSON.parse(await (await fetch(`http://${admin}/config`)).text()) as { addresses: { listeners: Record<string, string> } };
+  assert.equal(config2.addresses.listeners['inbound'], undefined, `inbound rebound at ${listeners['inbound']}`);
+});
