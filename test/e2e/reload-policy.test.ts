@@ -1,7 +1,7 @@
 // A reload that tightens inbound policy applies to connections that are already open,
 // not only to new ones: a keep-alive plaintext caller of a permissive listener is cut off
 // when the listener goes strict.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,13 +14,18 @@ function config(ca: string, app: string, mtls: 'strict' | 'permissive'): string 
   return `service: api\nidentity:\n  issuer: { dir: ${ca} }\ninbound:\n  listen: 127.0.0.1:0\n  app: ${app}\n  mtls: ${mtls}\nadmin:\n  listen: 127.0.0.1:0\n`;
 }
 
-test('going strict on reload closes open plaintext keep-alive connections', async (t) => {
-  const dir = await tempDir(t);
-  const ca = await makeCa(dir);
+/** An app answering 200 "ok", closed after the test; resolves with its address. */
+async function okApp(t: TestContext): Promise<string> {
   const app: Server = createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => app.close(() => r())));
-  const appAddress = `127.0.0.1:${(app.address() as AddressInfo).port}`;
+  return `127.0.0.1:${(app.address() as AddressInfo).port}`;
+}
+
+test('going strict on reload closes open plaintext keep-alive connections', async (t) => {
+  const dir = await tempDir(t);
+  const ca = await makeCa(dir);
+  const appAddress = await okApp(t);
   const file = join(dir, 'sidecar.yaml');
   await writeFile(file, config(ca, appAddress, 'permissive'));
   const { proc, listeners } = await startSidecar(t, ['-c', file]);
@@ -52,11 +57,9 @@ test('going strict on reload closes open plaintext keep-alive connections', asyn
 test('POST /drain/inbound needs x-weft-admin; afterwards a reload does not bind inbound again', async (t) => {
   const dir = await tempDir(t);
   const ca = await makeCa(dir);
-  const app: Server = createServer((_req, res) => res.end('ok'));
-  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => app.close(() => r())));
+  const appAddress = await okApp(t);
   const file = join(dir, 'sidecar.yaml');
-  await writeFile(file, config(ca, `127.0.0.1:${(app.address() as AddressInfo).port}`, 'strict'));
+  await writeFile(file, config(ca, appAddress, 'strict'));
   const { proc, admin, listeners } = await startSidecar(t, ['-c', file]);
 
   const refused = await fetch(`http://${admin}/drain/inbound`, { method: 'POST' });
