@@ -158,13 +158,7 @@ ${clientTls(ctx, 'proxy_')}  }
 `;
   }
   return `${mainBlock(dir)}http {
-${httpCommon(dir)}  upstream upstream_b {
-    server 127.0.0.1:${p2};
-    keepalive 64;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-  }
-  server {
+${httpCommon(dir)}${keepaliveUpstream('upstream_b', p2)}  server {
     listen 127.0.0.1:${p1} backlog=4096;
     location / {
       proxy_pass https://upstream_b;
@@ -188,13 +182,7 @@ ${serverTls(ctx)}    proxy_pass 127.0.0.1:${backend};
 `;
   }
   return `${mainBlock(dir)}http {
-${httpCommon(dir)}  upstream origin {
-    server 127.0.0.1:${backend};
-    keepalive 64;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-  }
-  server {
+${httpCommon(dir)}${keepaliveUpstream('origin', backend)}  server {
     listen 127.0.0.1:${p2} ssl backlog=4096;
 ${serverTls(ctx)}    location / {
       proxy_pass http://origin;
@@ -234,4 +222,15 @@ export async function startNginx(ctx: BenchContext, options: StartOptions): Prom
     throw err;
   }
   return runningPair('nginx', p1, p2, a.proc, b.proc);
+}
+
+/** An http{} upstream block with the same keep-alive pool on every hop. */
+function keepaliveUpstream(name: string, port: number): string {
+  return `  upstream ${name} {
+    server 127.0.0.1:${port};
+    keepalive 64;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+`;
 }

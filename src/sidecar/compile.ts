@@ -80,7 +80,7 @@ export function compileSidecar(
       service: config.service,
       protocol: inbound.protocol,
       security: inbound.mtls,
-      allow: inbound.allow ? new Set(inbound.allow) : null,
+      admission: { allow: inbound.allow ? new Set(inbound.allow) : null, requireTls: inbound.mtls === 'strict' },
       localSpiffeId: spiffeId,
       upstreamIdentity: null,
       cluster: ctx.clusters.getOrCreate(
@@ -101,7 +101,7 @@ export function compileSidecar(
       service: upstream.name,
       protocol: upstream.protocol,
       security: 'local',
-      allow: null,
+      admission: { allow: null, requireTls: false },
       localSpiffeId: spiffeId,
       upstreamIdentity: identity,
       cluster: ctx.clusters.getOrCreate(

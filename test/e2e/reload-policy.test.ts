@@ -22,13 +22,19 @@ async function okApp(t: TestContext): Promise<string> {
   return `127.0.0.1:${(app.address() as AddressInfo).port}`;
 }
 
-test('going strict on reload closes open plaintext keep-alive connections', async (t) => {
+/** A sidecar started from a YAML file in front of an "ok" app; `rewrite` changes its mtls mode in the file. */
+async function sidecarFromFile(t: TestContext, mtls: 'strict' | 'permissive') {
   const dir = await tempDir(t);
   const ca = await makeCa(dir);
   const appAddress = await okApp(t);
   const file = join(dir, 'sidecar.yaml');
-  await writeFile(file, config(ca, appAddress, 'permissive'));
-  const { proc, listeners } = await startSidecar(t, ['-c', file]);
+  await writeFile(file, config(ca, appAddress, mtls));
+  const started = await startSidecar(t, ['-c', file]);
+  return { ...started, rewrite: (next: 'strict' | 'permissive') => writeFile(file, config(ca, appAddress, next)) };
+}
+
+test('going strict on reload closes open plaintext keep-alive connections', async (t) => {
+  const { proc, listeners, rewrite } = await sidecarFromFile(t, 'permissive');
   const inbound = listeners['inbound']!;
 
   const agent = new Agent({ connections: 1, keepAliveTimeout: 60_000 });
@@ -38,11 +44,9 @@ test('going strict on reload closes open plaintext keep-alive connections', asyn
   assert.equal(await first.body.text(), 'ok');
 
   // Same listen address (port 0 is kept as written): the reload reuses the socket.
-  await writeFile(file, config(ca, appAddress, 'strict'));
+  await rewrite('strict');
   proc.child.kill('SIGHUP');
-  const deadline = Date.now() + 10_000;
-  while (!proc.lines.some((l) => l.includes('"configuration applied"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(proc.lines.some((l) => l.includes('"configuration applied"')), proc.lines.join('\n'));
+  await proc.waitFor('configuration applied');
 
   // The same client, same pooled connection if it were still open: refused now.
   await assert.rejects(
@@ -55,12 +59,7 @@ test('going strict on reload closes open plaintext keep-alive connections', asyn
 });
 
 test('POST /drain/inbound needs x-weft-admin; afterwards a reload does not bind inbound again', async (t) => {
-  const dir = await tempDir(t);
-  const ca = await makeCa(dir);
-  const appAddress = await okApp(t);
-  const file = join(dir, 'sidecar.yaml');
-  await writeFile(file, config(ca, appAddress, 'strict'));
-  const { proc, admin, listeners } = await startSidecar(t, ['-c', file]);
+  const { proc, admin, listeners } = await sidecarFromFile(t, 'strict');
 
   const refused = await fetch(`http://${admin}/drain/inbound`, { method: 'POST' });
   assert.equal(refused.status, 403, 'a plain POST (what a web page can send) is refused');
@@ -71,8 +70,7 @@ test('POST /drain/inbound needs x-weft-admin; afterwards a reload does not bind 
   assert.equal((await fetch(`http://${admin}/ready`)).status, 503);
 
   proc.child.kill('SIGHUP');
-  const deadline = Date.now() + 10_000;
-  while (!proc.lines.some((l) => l.includes('"configuration applied"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await proc.waitFor('configuration applied');
   const config2 = JSON.parse(await (await fetch(`http://${admin}/config`)).text()) as { addresses: { listeners: Record<string, string> } };
   assert.equal(config2.addresses.listeners['inbound'], undefined, `inbound rebound at ${listeners['inbound']}`);
 });

@@ -32,8 +32,8 @@ export interface CompiledListener {
   readonly protocol: 'http' | 'tcp';
   /** strict/permissive: terminate mTLS from remote callers; local: plaintext from the app. */
   readonly security: ListenerSecurity;
-  /** SPIFFE IDs allowed to call (inbound), or null for everyone the trust bundle admits. */
-  readonly allow: ReadonlySet<string> | null;
+  /** Who may call: the allow-list, and whether plaintext is refused (strict inbound). */
+  readonly admission: Admission;
   /** Our own SPIFFE ID (for x-forwarded-client-cert `By=`). */
   readonly localSpiffeId: string;
   /** For outbound listeners, the identity of the upstream (metric `peer` label). */
@@ -117,7 +117,7 @@ export class ProxyListener {
 
   /** Swaps in a new compiled configuration for connections accepted from now on. */
   update(compiled: CompiledListener): void {
-    const tightened = compiled.security !== this.#compiled.security || !sameSet(compiled.allow, this.#compiled.allow);
+    const tightened = !sameAdmission(compiled.admission, this.#compiled.admission);
     this.#compiled = compiled;
     this.#route = this.#httpRoute(compiled);
     const limitsKey = JSON.stringify(compiled.limits);
@@ -128,10 +128,9 @@ export class ProxyListener {
     if (tightened) {
       // Open connections of callers the new rules refuse are closed (HTTP requests are
       // also checked one by one); the rest keep going.
-      const admission = admissionOf(compiled);
       for (const socket of this.#sockets) {
         const info = peekConnectionInfo(socket);
-        if (info !== null && !admitted(admission, info)) socket.destroy();
+        if (info !== null && !admitted(compiled.admission, info)) socket.destroy();
       }
     }
   }
@@ -154,7 +153,7 @@ export class ProxyListener {
   }
 
   #httpRoute(c: CompiledListener): HttpRoute {
-    return { inbound: c.direction === 'inbound', admission: admissionOf(c), cluster: c.cluster, metrics: this.#metrics, draining: this.#draining };
+    return { inbound: c.direction === 'inbound', admission: c.admission, cluster: c.cluster, metrics: this.#metrics, draining: this.#draining };
   }
 
   #createHttpServer(limits: LimitsConfig): HttpServer {
@@ -266,15 +265,12 @@ export class ProxyListener {
       // A sniffed plaintext socket was paused with its first bytes unshifted; the HTTP
       // server's own 'data' listener does not restart an explicitly paused stream.
       socket.resume();
-    } else proxyTcp(c.cluster, this.#metrics, socket, info, admissionOf(c));
+    } else proxyTcp(c.cluster, this.#metrics, socket, info, c.admission);
   }
 }
 
-function admissionOf(c: CompiledListener): Admission {
-  return { allow: c.allow, requireTls: c.security === 'strict' };
-}
-
-function sameSet(a: ReadonlySet<string> | null, b: ReadonlySet<string> | null): boolean {
-  if (a === null || b === null) return a === b;
-  return a.size === b.size && [...a].every((x) => b.has(x));
+function sameAdmission(a: Admission, b: Admission): boolean {
+  if (a.requireTls !== b.requireTls) return false;
+  if (a.allow === null || b.allow === null) return a.allow === b.allow;
+  return a.allow.size === b.allow.size && [...a.allow].every((id) => b.allow!.has(id));
 }
