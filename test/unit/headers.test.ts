@@ -1,68 +1,87 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { downstreamResponseHeaders, formatXfcc, framingProblem, isHopByHop, upstreamRequestHeaders } from '../../src/proxy/http/headers.js';
+import { downstreamResponseHead, formatXfcc, isHopByHop, upstreamRequestHead } from '../../src/proxy/http1/headers.js';
+import { parseRequestHead, parseResponseHead } from '../../src/proxy/http1/head.js';
 import { spiffeIdFromSan } from '../../src/proxy/tls.js';
 import { admitted } from '../../src/proxy/connection-info.js';
 
 const inbound = (xfcc: string | null, proto: 'http' | 'https' = 'https') => ({ inbound: true, proto, clientAddress: '198.18.0.1', xfcc });
 const outbound = { inbound: false, proto: 'http' as const, clientAddress: '127.0.0.1', xfcc: null };
+const limits = { maxHeaders: 100 };
 
-function pairs(flat: string[]): [string, string][] {
-  const out: [string, string][] = [];
-  for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!, flat[i + 1]!]);
-  return out;
+/** A request head from header pairs, through the real parser. */
+function request(pairs: string[], line = 'GET / HTTP/1.1') {
+  let text = line;
+  for (let i = 0; i < pairs.length; i += 2) text += `\r\n${pairs[i]}: ${pairs[i + 1]}`;
+  return parseRequestHead(text, limits);
+}
+
+/** The header lines of a serialised head, as [name, value] pairs (request or status line dropped). */
+function lines(head: string): [string, string][] {
+  assert.ok(head.endsWith('\r\n\r\n'), 'a head ends with an empty line');
+  return head
+    .slice(0, -4)
+    .split('\r\n')
+    .slice(1)
+    .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)] as [string, string]);
 }
 
 test('hop-by-hop headers and those named in Connection are not forwarded', () => {
-  const out = pairs(
-    upstreamRequestHeaders(
-      ['Host', 'api', 'Connection', 'keep-alive, X-Secret-Hop', 'Keep-Alive', 'timeout=5', 'X-Secret-Hop', '1', 'Transfer-Encoding', 'chunked', 'Upgrade', 'h2c', 'Proxy-Authorization', 'Basic x', 'TE', 'gzip', 'Accept', '*/*'],
-      outbound,
-    ),
-  );
-  assert.deepEqual(out, [['Host', 'api'], ['Accept', '*/*']]);
+  const head = request(['Host', 'api', 'Connection', 'keep-alive, X-Secret-Hop', 'Keep-Alive', 'timeout=5', 'X-Secret-Hop', '1', 'Upgrade', 'h2c', 'Proxy-Authorization', 'Basic x', 'TE', 'gzip', 'Accept', '*/*']);
+  const out = upstreamRequestHead(head, false, outbound);
+  assert.ok(out.startsWith('GET / HTTP/1.1\r\n'));
+  assert.deepEqual(lines(out), [['Host', 'api'], ['Accept', '*/*']]);
+});
+
+test('a chunked request keeps one canonical Transfer-Encoding; an upgrade asks for it', () => {
+  const chunked = upstreamRequestHead(request(['Host', 'x', 'Transfer-Encoding', 'Chunked']), false, outbound);
+  assert.deepEqual(lines(chunked), [['Host', 'x'], ['transfer-encoding', 'chunked']]);
+  const ws = upstreamRequestHead(request(['Host', 'x', 'Connection', 'Upgrade', 'Upgrade', 'websocket']), true, outbound);
+  assert.deepEqual(lines(ws), [['Host', 'x'], ['connection', 'upgrade'], ['upgrade', 'websocket']]);
+});
+
+test('an HTTP/1.0 request keeps its version and asks the upstream to keep the connection', () => {
+  const out = upstreamRequestHead(request(['Host', 'x'], 'GET /a?b=1 HTTP/1.0'), false, outbound);
+  assert.ok(out.startsWith('GET /a?b=1 HTTP/1.0\r\n'));
+  assert.deepEqual(lines(out), [['Host', 'x'], ['connection', 'keep-alive']]);
 });
 
 test('TE: trailers survives (gRPC needs it)', () => {
-  const out = pairs(upstreamRequestHeaders(['TE', 'trailers', 'Host', 'x'], outbound));
-  assert.deepEqual(out, [['TE', 'trailers'], ['Host', 'x']]);
+  assert.deepEqual(lines(upstreamRequestHead(request(['TE', 'trailers', 'Host', 'x']), false, outbound)), [['TE', 'trailers'], ['Host', 'x']]);
 });
 
 test('inbound: caller-sent x-forwarded-client-cert is replaced by the verified identity', () => {
   const xfcc = formatXfcc('spiffe://example.org/ns/default/svc/api', 'ab12', 'spiffe://example.org/ns/default/svc/web');
-  const out = upstreamRequestHeaders(['x-forwarded-client-cert', 'By=evil;URI=spiffe://evil/x', 'Host', 'api'], inbound(xfcc));
-  const values = pairs(out).filter(([n]) => n.toLowerCase() === 'x-forwarded-client-cert').map(([, v]) => v);
+  const out = lines(upstreamRequestHead(request(['x-forwarded-client-cert', 'By=evil;URI=spiffe://evil/x', 'Host', 'api']), false, inbound(xfcc)));
+  const values = out.filter(([n]) => n.toLowerCase() === 'x-forwarded-client-cert').map(([, v]) => v);
   assert.deepEqual(values, ['By=spiffe://example.org/ns/default/svc/api;Hash=ab12;URI=spiffe://example.org/ns/default/svc/web']);
 });
 
 test('inbound: a plaintext caller never gets x-forwarded-client-cert through', () => {
-  const out = pairs(upstreamRequestHeaders(['X-Forwarded-Client-Cert', 'URI=spiffe://evil/ns/a/svc/b', 'Host', 'api'], inbound(null, 'http')));
+  const out = lines(upstreamRequestHead(request(['X-Forwarded-Client-Cert', 'URI=spiffe://evil/ns/a/svc/b', 'Host', 'api']), false, inbound(null, 'http')));
   assert.equal(out.find(([n]) => n.toLowerCase() === 'x-forwarded-client-cert'), undefined);
   assert.deepEqual(out.find(([n]) => n === 'x-forwarded-proto'), ['x-forwarded-proto', 'http']);
 });
 
 test('inbound: x-forwarded-for is appended, x-forwarded-proto is set by the sidecar', () => {
-  const out = pairs(upstreamRequestHeaders(['X-Forwarded-For', '203.0.113.9', 'X-Forwarded-Proto', 'ftp'], inbound(null)));
+  const out = lines(upstreamRequestHead(request(['X-Forwarded-For', '203.0.113.9', 'X-Forwarded-Proto', 'ftp']), false, inbound(null)));
   assert.deepEqual(out, [['x-forwarded-for', '203.0.113.9, 198.18.0.1'], ['x-forwarded-proto', 'https']]);
 });
 
 test('outbound leaves forwarding headers alone', () => {
-  const out = pairs(upstreamRequestHeaders(['X-Forwarded-For', '203.0.113.9'], outbound));
-  assert.deepEqual(out, [['X-Forwarded-For', '203.0.113.9']]);
+  assert.deepEqual(lines(upstreamRequestHead(request(['X-Forwarded-For', '203.0.113.9']), false, outbound)), [['X-Forwarded-For', '203.0.113.9']]);
 });
 
-test('ambiguous framing is detected', () => {
-  assert.equal(framingProblem(['Content-Length', '5', 'Host', 'x']), null);
-  assert.equal(framingProblem(['Transfer-Encoding', 'chunked']), null);
-  assert.match(framingProblem(['Content-Length', '5', 'Transfer-Encoding', 'chunked']) ?? '', /both/);
-  assert.match(framingProblem(['Content-Length', '5', 'content-length', '6']) ?? '', /several/);
-  assert.match(framingProblem(['Content_Length', '5']) ?? '', /ambiguous spelling/);
-  assert.match(framingProblem(['transfer_encoding', 'chunked']) ?? '', /ambiguous spelling/);
-});
-
-test('response hop-by-hop headers are removed, the rest pass byte for byte', () => {
-  const raw = ['Connection', 'close, x-internal', 'X-Internal', '1', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain; charset=\u00e9'].map((v) => Buffer.from(v, 'latin1'));
-  assert.deepEqual(downstreamResponseHeaders(raw), ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain; charset=\u00e9']);
+test('response hop-by-hop headers are removed, the rest pass byte for byte, framing is set by the proxy', () => {
+  const text = ['HTTP/1.1 200 Fine Thanks', 'Connection: close, x-internal', 'X-Internal: 1', 'Keep-Alive: timeout=5', 'Transfer-Encoding: chunked', 'Content-Length: 12', 'Set-Cookie: a=1', 'Set-Cookie: b=2', 'Content-Type: text/plain; charset=\u00e9'].join('\r\n');
+  const head = parseResponseHead(text, limits);
+  const out = downstreamResponseHead(head, { close: false, keepAlive10: false });
+  assert.ok(out.startsWith('HTTP/1.1 200 Fine Thanks\r\n'));
+  assert.deepEqual(lines(out), [['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2'], ['Content-Type', 'text/plain; charset=\u00e9'], ['transfer-encoding', 'chunked']]);
+  const closing = downstreamResponseHead(parseResponseHead('HTTP/1.1 204 No Content', limits), { close: true, keepAlive10: false });
+  assert.equal(closing, 'HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n');
+  const old = downstreamResponseHead(parseResponseHead('HTTP/1.0 200 OK\r\nContent-Length: 2', limits), { close: false, keepAlive10: true });
+  assert.equal(old, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: keep-alive\r\n\r\n');
   assert.ok(isHopByHop('upgrade'));
   assert.ok(!isHopByHop('content-type'));
 });

@@ -1,6 +1,5 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { HostPort } from '../../config/address.js';
 import { formatHostPort } from '../../config/address.js';
 import type { LimitsConfig } from '../../config/sidecar-schema.js';
@@ -10,10 +9,10 @@ import type { SidecarMetrics, HopLabels } from '../../obs/metrics.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { WeftError } from '../../errors.js';
 import { PLAINTEXT_PEER, tlsOptions, tlsPeerIdentity, type PeerIdentity } from '../tls.js';
-import { admitted, getConnectionInfo, peekConnectionInfo, setConnectionInfo, type Admission, type ConnectionInfo } from '../connection-info.js';
-import { forwardRequest, forwardUpgrade, type HttpRoute } from '../http/forward.js';
-import { formatXfcc } from '../http/headers.js';
-import { localReply } from '../http/local-reply.js';
+import { admitted, peekConnectionInfo, setConnectionInfo, type Admission, type ConnectionInfo } from '../connection-info.js';
+import type { HttpRoute } from '../http1/exchange.js';
+import { formatXfcc } from '../http1/headers.js';
+import { ServerConnection } from '../http1/server-connection.js';
 import { proxyTcp } from '../tcp/pipe.js';
 
 /** How a listener treats the bytes it accepts before the protocol stage. */
@@ -55,12 +54,13 @@ const TLS_HANDSHAKE = 0x16;
 export class ProxyListener {
   #compiled: CompiledListener;
   #route: HttpRoute;
-  #http: HttpServer;
-  #httpLimitsKey: string;
   readonly #server: NetServer;
   readonly #tls: TlsServer;
   readonly #sockets = new Set<Socket>();
-  readonly #httpServers = new Set<HttpServer>();
+  readonly #httpConnections = new Set<ServerConnection>();
+  readonly #httpContext = { route: () => this.#route };
+  /** Checks HTTP connections' header and idle timeouts once a second (no timer per request). */
+  #sweeper: NodeJS.Timeout | null = null;
   readonly #metrics: SidecarMetrics;
   readonly #draining = { value: false };
   readonly #unsubscribe: () => void;
@@ -69,10 +69,8 @@ export class ProxyListener {
     this.#compiled = compiled;
     this.#metrics = deps.metrics;
     this.#route = this.#httpRoute(compiled);
-    this.#httpLimitsKey = JSON.stringify(compiled.limits);
-    this.#http = this.#createHttpServer(compiled.limits);
     // Half-open: a caller's FIN travels on (TCP mode) while the reply still comes back;
-    // the HTTP server handles 'end' itself, as it does on its own sockets.
+    // HTTP connections decide themselves when to close.
     this.#server = createNetServer({ allowHalfOpen: true }, (socket) => this.#onConnection(socket));
     this.#tls = createTlsServer({
       ...tlsOptions(deps.certs.get()),
@@ -103,6 +101,7 @@ export class ProxyListener {
         this.#server.removeListener('error', onError);
         // After binding, errors are accept failures (EMFILE…): count them, never crash.
         this.#server.on('error', () => this.#metrics.error(this.#compiled.direction, this.#compiled.service, 'WEFT_E_ACCEPT'));
+        this.#sweeper = setInterval(this.#sweep, 1000).unref();
         const addr = this.#server.address();
         resolve(typeof addr === 'object' && addr !== null ? { host: addr.address, port: addr.port } : listen);
       });
@@ -120,11 +119,6 @@ export class ProxyListener {
     const tightened = !sameAdmission(compiled.admission, this.#compiled.admission);
     this.#compiled = compiled;
     this.#route = this.#httpRoute(compiled);
-    const limitsKey = JSON.stringify(compiled.limits);
-    if (limitsKey !== this.#httpLimitsKey) {
-      this.#httpLimitsKey = limitsKey;
-      this.#http = this.#createHttpServer(compiled.limits);
-    }
     if (tightened) {
       // Open connections of callers the new rules refuse are closed (HTTP requests are
       // also checked one by one); the rest keep going.
@@ -145,58 +139,21 @@ export class ProxyListener {
     this.#unsubscribe();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     while (this.#sockets.size > 0 && Date.now() < deadline) {
-      for (const server of this.#httpServers) server.closeIdleConnections();
+      for (const conn of this.#httpConnections) conn.closeIfIdle();
       await new Promise((r) => setTimeout(r, 25));
     }
     for (const socket of this.#sockets) socket.destroy();
     await closed;
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
   }
+
+  readonly #sweep = (): void => {
+    const now = performance.now();
+    for (const conn of this.#httpConnections) conn.checkTimeouts(now);
+  };
 
   #httpRoute(c: CompiledListener): HttpRoute {
-    return { inbound: c.direction === 'inbound', admission: c.admission, cluster: c.cluster, metrics: this.#metrics, draining: this.#draining };
-  }
-
-  #createHttpServer(limits: LimitsConfig): HttpServer {
-    const server = createHttpServer({
-      maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: limits.headerTimeout,
-      requestTimeout: 0,
-      keepAliveTimeout: limits.idleTimeout,
-      connectionsCheckingInterval: 1000,
-    });
-    server.maxHeadersCount = limits.maxHeaders + 1;
-    // This server never listens itself (connections are handed to it), so Node's connection
-    // tracking, which 'listening' starts, must be started by hand: without it
-    // closeIdleConnections() (drain) and the headers timeout (slowloris) do nothing.
-    server.emit('listening');
-    server.on('request', (req, res) => {
-      const conn = getConnectionInfo(req.socket);
-      if (req.rawHeaders.length / 2 > limits.maxHeaders) {
-        this.#metrics.error(conn.hop.direction, conn.hop.service, 'WEFT_E_TOO_MANY_HEADERS');
-        this.#metrics.request(conn.hop, 431, 0);
-        return localReply(res, 431, 'WEFT_E_TOO_MANY_HEADERS', `more than ${limits.maxHeaders} request headers`, true);
-      }
-      forwardRequest(this.#route, req, res, conn);
-    });
-    server.on('upgrade', (req, socket, head) => forwardUpgrade(this.#route, req, socket, head, getConnectionInfo(req.socket)));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // A caller that resets or goes away mid-request is not a bad request: just close.
-      if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      this.#metrics.error(this.#compiled.direction, this.#compiled.service, `WEFT_E_HTTP_${status}`);
-      if (socket.writable && !(socket as Socket).bytesWritten) {
-        socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nweft-error: WEFT_E_HTTP_${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
-      } else {
-        socket.destroy();
-      }
-    });
-    server.on('timeout', (socket: Socket) => socket.destroy());
-    server.timeout = limits.idleTimeout;
-    this.#httpServers.add(server);
-    return server;
+    return { inbound: c.direction === 'inbound', admission: c.admission, cluster: c.cluster, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
   }
 
   #onConnection(socket: Socket): void {
@@ -261,9 +218,10 @@ export class ProxyListener {
     this.#metrics.connectionOpened(hop);
     socket.once('close', () => this.#metrics.connectionClosed(hop));
     if (c.protocol === 'http') {
-      this.#http.emit('connection', socket);
-      // A sniffed plaintext socket was paused with its first bytes unshifted; the HTTP
-      // server's own 'data' listener does not restart an explicitly paused stream.
+      const conn = new ServerConnection(socket, info, this.#httpContext);
+      this.#httpConnections.add(conn);
+      socket.once('close', () => this.#httpConnections.delete(conn));
+      // A sniffed plaintext socket was paused with its first bytes unshifted.
       socket.resume();
     } else proxyTcp(c.cluster, this.#metrics, socket, info, c.admission);
   }

@@ -1,20 +1,20 @@
-import { Pool } from 'undici';
 import type { Socket } from 'node:net';
 import type { HostPort } from '../../config/address.js';
 import { formatHostPort } from '../../config/address.js';
 import { RoundRobin } from '../lb/round-robin.js';
 import type { Connector } from './connector.js';
+import { Http1Pool } from '../http1/upstream-pool.js';
 
 /** One endpoint of a cluster with its HTTP connection pool. */
 export interface Endpoint {
   readonly address: HostPort;
   readonly label: string;
-  readonly pool: Pool;
+  readonly pool: Http1Pool;
 }
 
 /**
  * A set of endpoints reached through one connector (plaintext to the app, or mTLS to
- * remote sidecars with one expected identity), with an undici pool per endpoint and a
+ * remote sidecars with one expected identity), with an HTTP/1.1 pool per endpoint and a
  * round-robin picker. Clusters are reused by `key` across configuration reloads so
  * pooled connections survive a reload.
  */
@@ -31,16 +31,7 @@ export class Cluster {
     this.endpoints = options.endpoints.map((address) => ({
       address,
       label: formatHostPort(address),
-      pool: new Pool(`http://${formatHostPort(address)}`, {
-        connect: (_opts, callback) =>
-          options.connector.connect(address, (err, socket) => (err ? callback(err, null) : callback(null, socket!))),
-        keepAliveTimeout: options.keepAliveTimeoutMs,
-        keepAliveMaxTimeout: options.keepAliveTimeoutMs,
-        pipelining: 1,
-        // Upstream latency limits are the caller's business (and a later route feature).
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      }),
+      pool: new Http1Pool(address, options.connector, options.keepAliveTimeoutMs),
     }));
   }
 
@@ -71,15 +62,17 @@ export class Cluster {
     attempt(0, null);
   }
 
-  /** Closes pools once their in-flight requests finish; idempotent. */
-  async close(): Promise<void> {
+  /** Closes idle pooled connections now and busy ones when their exchange ends; idempotent. */
+  close(): Promise<void> {
     this.#connector.close();
-    await Promise.allSettled(this.endpoints.map((e) => e.pool.close()));
+    for (const e of this.endpoints) e.pool.close();
+    return Promise.resolve();
   }
 
-  /** Closes pools now, failing whatever is in flight. */
-  async destroy(): Promise<void> {
+  /** Closes every connection now, failing whatever is in flight. */
+  destroy(): Promise<void> {
     this.#connector.close();
-    await Promise.allSettled(this.endpoints.map((e) => e.pool.destroy()));
+    for (const e of this.endpoints) e.pool.destroy();
+    return Promise.resolve();
   }
 }

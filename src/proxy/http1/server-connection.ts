@@ -1,0 +1,333 @@
+import type { Socket } from 'node:net';
+import { admitted, type ConnectionInfo } from '../connection-info.js';
+import { joinSockets } from '../tcp/join.js';
+import { BodyFramer, type Framing } from './body-framer.js';
+import { Exchange, type Downstream, type HttpRoute } from './exchange.js';
+import { HeadError, parseRequestHead, type RequestHead } from './head.js';
+import { upstreamRequestHead } from './headers.js';
+import { localReplyBytes } from './local-reply.js';
+
+const HEAD_END = Buffer.from('\r\n\r\n');
+const BARE_LF_END = Buffer.from('\n\n');
+/** Pipelined bytes buffered while a response is in flight before the caller is paused. */
+const MAX_BUFFERED = 64 * 1024;
+/**
+ * After answering a request whose body is still arriving, how long the rest is read and
+ * dropped before the connection is closed: closing at once would reset the connection
+ * while the caller is still sending, and the reset can destroy the answer before the
+ * caller reads it (nginx's lingering close).
+ */
+const LINGER_MS = 5_000;
+
+const enum C {
+  /** Waiting for (the rest of) a request head. */
+  Head,
+  /** Passing the request body to the exchange. */
+  Body,
+  /** The request is complete; waiting for the response to finish. */
+  Wait,
+  /** Upgraded (WebSocket…) or closed: no more HTTP on this connection. */
+  Gone,
+}
+
+/** What a downstream connection needs from its listener. */
+export interface HttpListenerContext {
+  /** The HTTP stage of the listener's configuration current now (read per request). */
+  route(): HttpRoute;
+}
+
+/**
+ * One caller's HTTP/1.1 connection to a listener: reads request heads with the strict
+ * parser, answers what it must refuse itself (403 off the allow-list, 400 malformed or
+ * ambiguous framing, 431, 408, 501), hands each request to an Exchange and feeds it the
+ * body bytes, then reads the next request once the response is complete (keep-alive,
+ * pipelining). Timeouts are checked by the listener's sweep (`checkTimeouts`), not by a
+ * timer per request.
+ */
+export class ServerConnection implements Downstream {
+  readonly socket: Socket;
+  readonly info: ConnectionInfo;
+  readonly #ctx: HttpListenerContext;
+  readonly #clientAddress: string | undefined;
+  #state = C.Head;
+  #pending: Buffer | null = null;
+  #exchange: Exchange | null = null;
+  #route: HttpRoute;
+  readonly #framer = new BodyFramer();
+  #upstreamReady = false;
+  #bodyPaused = false;
+  #peerEnded = false;
+  /** The request in progress is a HEAD (a local reply to it has no body). */
+  #headMethod = false;
+  /** When the current head started arriving (0: no byte of it yet). */
+  #headSince = 0;
+  #lastActivity: number;
+
+  constructor(socket: Socket, info: ConnectionInfo, ctx: HttpListenerContext) {
+    this.socket = socket;
+    this.info = info;
+    this.#ctx = ctx;
+    this.#route = ctx.route();
+    this.#clientAddress = socket.remoteAddress;
+    this.#lastActivity = performance.now();
+    this.#headSince = this.#lastActivity; // a new connection owes its first head within the header timeout
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('drain', this.#onDrain);
+    socket.on('close', this.#onClose);
+  }
+
+  /** Idle between requests: nothing received, nothing in flight. */
+  get idle(): boolean {
+    return this.#state === C.Head && this.#pending === null && this.#exchange === null;
+  }
+
+  /** Closes the connection now if it is idle (drain); otherwise after the current response. */
+  closeIfIdle(): void {
+    if (this.idle) this.#close();
+  }
+
+  /** Answered before the request body ended: send FIN, drop what still arrives, then close. */
+  #linger(): void {
+    this.#state = C.Gone;
+    this.#pending = null;
+    this.socket.end();
+    if (this.socket.isPaused()) this.socket.resume();
+    const timer = setTimeout(() => this.socket.destroy(), LINGER_MS);
+    this.socket.once('close', () => clearTimeout(timer));
+  }
+
+  /** Ends the connection once what was written is flushed (no lingering half-open sockets). */
+  #close(): void {
+    this.#state = C.Gone;
+    this.socket.destroySoon();
+  }
+
+  /** Called by the listener's sweep about once a second. */
+  checkTimeouts(now: number): void {
+    if (this.#state === C.Gone) return;
+    const { headerTimeout, idleTimeout } = this.#route.limits;
+    if (this.#state === C.Head && this.#exchange === null) {
+      if (this.#headSince > 0 && now - this.#headSince > headerTimeout) {
+        this.reply(408, 'WEFT_E_HTTP_408', `the request head did not arrive within ${headerTimeout} ms`, true);
+      } else if (this.#headSince === 0 && now - this.#lastActivity > idleTimeout) {
+        this.#close();
+      }
+    } else if (now - this.#lastActivity > idleTimeout) {
+      // Nothing moved either way for the idle timeout in the middle of an exchange.
+      this.socket.destroy();
+    }
+  }
+
+  touch(): void {
+    this.#lastActivity = performance.now();
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    this.#lastActivity = performance.now();
+    switch (this.#state) {
+      case C.Head:
+        if (this.#headSince === 0) this.#headSince = this.#lastActivity;
+        this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+        if (this.#exchange === null) this.#readHead();
+        break;
+      case C.Body:
+        if (this.#pending === null && this.#upstreamReady && !this.#bodyPaused) this.#feedBody(chunk);
+        else this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+        break;
+      case C.Wait:
+        // Pipelined requests wait for the response in flight; a caller that sends too much is paused.
+        this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+        if (this.#pending.length > MAX_BUFFERED) this.socket.pause();
+        break;
+      case C.Gone:
+        break;
+    }
+  };
+
+  #readHead(): void {
+    let buf = this.#pending!;
+    // RFC 9112 §2.2: empty lines before a request line are ignored.
+    let skip = 0;
+    while (skip + 1 < buf.length && buf[skip] === 0x0d && buf[skip + 1] === 0x0a) skip += 2;
+    if (skip > 0) buf = buf.subarray(skip);
+    const limits = this.#route.limits;
+    const end = buf.indexOf(HEAD_END);
+    if (end < 0) {
+      this.#pending = buf.length === 0 ? null : buf;
+      if (buf.length > limits.maxHeaderBytes) {
+        this.reply(431, 'WEFT_E_HTTP_431', `request head larger than ${limits.maxHeaderBytes} bytes`, true);
+      } else if (buf.indexOf(BARE_LF_END) >= 0) {
+        this.reply(400, 'WEFT_E_BAD_REQUEST', 'bare LF in the message head (lines end with CRLF)', true);
+      }
+      return;
+    }
+    if (end > limits.maxHeaderBytes) {
+      this.reply(431, 'WEFT_E_HTTP_431', `request head larger than ${limits.maxHeaderBytes} bytes`, true);
+      return;
+    }
+    const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
+    this.#pending = null;
+    let head: RequestHead;
+    try {
+      head = parseRequestHead(buf.toString('latin1', 0, end), limits);
+    } catch (err) {
+      if (!(err instanceof HeadError)) throw err;
+      this.reply(err.status, err.code, err.message, true);
+      return;
+    }
+    this.#startExchange(head, rest);
+  }
+
+  #startExchange(head: RequestHead, rest: Buffer | null): void {
+    const start = performance.now();
+    const route = this.#ctx.route();
+    this.#route = route;
+    this.#headSince = 0;
+    this.#headMethod = head.method === 'HEAD';
+    const framing: Framing = head.chunked ? 'chunked' : head.contentLength > 0 ? 'length' : 'none';
+    this.#pending = rest;
+    this.#state = framing === 'none' ? C.Wait : C.Body;
+    this.#framer.reset(framing, head.contentLength, route.limits.maxHeaderBytes, true);
+    // A refused request with a body ends the connection: its body is not read.
+    const refuse = (status: number, code: string, message: string) => this.reply(status, code, message, framing !== 'none');
+    if (head.minor === 1 && !head.lower.includes('host')) return refuse(400, 'WEFT_E_BAD_REQUEST', 'HTTP/1.1 request without a Host header');
+    if (head.method === 'CONNECT') return refuse(501, 'WEFT_E_METHOD', 'CONNECT is not supported by the sidecar');
+    if (!admitted(route.admission, this.info)) {
+      return refuse(403, 'WEFT_E_FORBIDDEN', `caller ${this.info.peer.spiffeId ?? '(plaintext)'} is not allowed by inbound.allow`);
+    }
+    const upgrade = head.upgrade !== null && head.connection !== null && head.connection.includes('upgrade');
+    const keepAlive = head.minor === 1 ? !(head.connection?.includes('close') ?? false) : (head.connection?.includes('keep-alive') ?? false);
+    const requestHead = upstreamRequestHead(head, upgrade, {
+      inbound: route.inbound,
+      proto: this.info.tls ? 'https' : 'http',
+      clientAddress: this.#clientAddress,
+      xfcc: this.info.xfcc,
+    });
+    this.#upstreamReady = false;
+    this.#bodyPaused = false;
+    this.#exchange = new Exchange(route, this, head, requestHead, { upgrade, keepAlive, hasBody: framing !== 'none', start });
+    this.#exchange.start();
+  }
+
+  upstreamReady(): void {
+    this.#upstreamReady = true;
+    if (this.#state === C.Body) this.#pump();
+  }
+
+  upstreamDrained(): void {
+    if (!this.#bodyPaused) return;
+    this.#bodyPaused = false;
+    this.socket.resume();
+    this.#pump();
+  }
+
+  /** Feeds buffered body bytes to the exchange. */
+  #pump(): void {
+    const buf = this.#pending;
+    if (buf === null) return;
+    this.#pending = null;
+    this.#feedBody(buf);
+  }
+
+  #feedBody(buf: Buffer): void {
+    let n: number;
+    try {
+      n = this.#framer.feed(buf, 0);
+    } catch (err) {
+      if (!(err instanceof HeadError)) throw err;
+      this.#failRequestBody(err);
+      return;
+    }
+    const rest = n < buf.length ? buf.subarray(n) : null;
+    const ok = n === 0 || this.#exchange!.sendBody(n === buf.length ? buf : buf.subarray(0, n));
+    if (this.#framer.done) {
+      this.#state = C.Wait;
+      this.#exchange!.requestComplete();
+    }
+    if (rest !== null) this.#pending = this.#pending === null ? rest : Buffer.concat([rest, this.#pending]);
+    if (!ok && this.#state === C.Body) {
+      this.#bodyPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  /** Malformed chunked framing in the request body: the request cannot be completed. */
+  #failRequestBody(err: HeadError): void {
+    const exchange = this.#exchange;
+    this.#exchange = null;
+    exchange?.abort();
+    this.#route.metrics.error(this.info.hop.direction, this.info.hop.service, err.code);
+    this.#state = C.Gone;
+    this.socket.destroy();
+  }
+
+  exchangeFinished(close: boolean): void {
+    this.#exchange = null;
+    if (this.#state === C.Body) return this.#linger();
+    if (close || this.#route.draining.value || this.#peerEnded) return this.#close();
+    this.#state = C.Head;
+    if (this.socket.isPaused() && !this.#bodyPaused) this.socket.resume();
+    if (this.#pending !== null) {
+      this.#headSince = performance.now();
+      this.#readHead();
+    }
+  }
+
+  reply(status: number, code: string, message: string, close: boolean): void {
+    const hop = this.info.hop;
+    this.#route.metrics.error(hop.direction, hop.service, code);
+    this.#route.metrics.request(hop, status, 0);
+    if (this.#state === C.Gone || this.socket.destroyed) return;
+    this.#exchange = null;
+    const unread = this.#state === C.Body;
+    this.socket.write(localReplyBytes(status, code, message, { close: close || unread, head: this.#headMethod }));
+    this.#headMethod = false;
+    if (unread) return this.#linger();
+    if (close) return this.#close();
+    this.exchangeFinished(false);
+  }
+
+  tunnel(upstream: Socket, fromUpstream: Buffer | null): void {
+    this.#state = C.Gone;
+    this.#exchange = null;
+    const socket = this.socket;
+    socket.removeListener('data', this.#onData);
+    socket.removeListener('end', this.#onEnd);
+    socket.removeListener('drain', this.#onDrain);
+    if (fromUpstream !== null) socket.write(fromUpstream);
+    if (this.#pending !== null) upstream.write(this.#pending);
+    this.#pending = null;
+    joinSockets(socket, upstream);
+    if (this.#peerEnded) upstream.end();
+    socket.resume();
+    upstream.resume();
+  }
+
+  readonly #onEnd = (): void => {
+    this.#peerEnded = true;
+    if (this.#exchange === null) {
+      // The caller is done and nothing is in flight (a partial head is dropped).
+      this.#close();
+    } else if (this.#state === C.Body) {
+      // The request body was cut off: the upstream would wait for the rest forever.
+      const exchange = this.#exchange;
+      this.#exchange = null;
+      exchange.abort();
+      this.#state = C.Gone;
+      this.socket.destroy();
+    }
+    // In Wait, the response still comes back; the connection ends after it.
+  };
+
+  readonly #onDrain = (): void => {
+    this.#exchange?.downstreamDrained();
+  };
+
+  readonly #onClose = (): void => {
+    this.#state = C.Gone;
+    const exchange = this.#exchange;
+    this.#exchange = null;
+    exchange?.abort();
+  };
+}

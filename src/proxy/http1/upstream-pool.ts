@@ -1,0 +1,179 @@
+import type { Socket } from 'node:net';
+import type { HostPort } from '../../config/address.js';
+import type { Connector } from '../upstream/connector.js';
+
+/** What an exchange that holds an upstream connection hears from it. */
+export interface UpstreamOwner {
+  onUpstreamData(chunk: Buffer): void;
+  /** The upstream finished sending (FIN). */
+  onUpstreamEnd(): void;
+  /** The socket closed or failed; `err` when it failed. */
+  onUpstreamClose(err: Error | null): void;
+  onUpstreamDrain(): void;
+}
+
+/**
+ * One connection to an endpoint, kept across exchanges. Its socket listeners are attached
+ * once and forward to whichever exchange owns it, so lending it out costs no listener
+ * churn per request.
+ */
+export class UpstreamConnection {
+  readonly socket: Socket;
+  readonly #pool: Http1Pool;
+  owner: UpstreamOwner | null = null;
+  /** Exchanges this connection has carried (a reused connection may have gone stale). */
+  uses = 0;
+  idleSince = 0;
+  #error: Error | null = null;
+
+  constructor(socket: Socket, pool: Http1Pool) {
+    this.socket = socket;
+    this.#pool = pool;
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('drain', this.#onDrain);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+  }
+
+  /** Gives the connection back to its pool after a complete exchange. */
+  release(): void {
+    this.#pool.release(this);
+  }
+
+  /** Removes this object's listeners and gives the bare socket away (upgraded connections). */
+  detach(): Socket {
+    const s = this.socket;
+    s.removeListener('data', this.#onData);
+    s.removeListener('end', this.#onEnd);
+    s.removeListener('drain', this.#onDrain);
+    s.removeListener('error', this.#onError);
+    s.removeListener('close', this.#onClose);
+    this.owner = null;
+    this.#pool.forget(this);
+    return s;
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.owner !== null) this.owner.onUpstreamData(chunk);
+    else this.socket.destroy(); // bytes on an idle connection: the upstream is confused, drop it
+  };
+
+  readonly #onEnd = (): void => {
+    if (this.owner !== null) this.owner.onUpstreamEnd();
+    else this.socket.destroy();
+  };
+
+  readonly #onDrain = (): void => {
+    this.owner?.onUpstreamDrain();
+  };
+
+  readonly #onError = (err: Error): void => {
+    this.#error = err;
+    this.socket.destroy();
+  };
+
+  readonly #onClose = (): void => {
+    const owner = this.owner;
+    this.owner = null;
+    this.#pool.forget(this);
+    owner?.onUpstreamClose(this.#error);
+  };
+}
+
+/**
+ * HTTP/1.1 connections to one endpoint: idle ones are reused most-recent first; a new one
+ * is opened through the connector when none is idle. Idle connections are closed after
+ * `keepAliveMs` (kept below the endpoint's own idle timeout, so the endpoint rarely closes
+ * one just as a request is sent on it).
+ */
+export class Http1Pool {
+  readonly address: HostPort;
+  readonly #connector: Connector;
+  readonly #keepAliveMs: number;
+  readonly #idle: UpstreamConnection[] = [];
+  readonly #all = new Set<UpstreamConnection>();
+  #sweeper: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(address: HostPort, connector: Connector, keepAliveMs: number) {
+    this.address = address;
+    this.#connector = connector;
+    this.#keepAliveMs = keepAliveMs;
+  }
+
+  /** Connections open now (busy and idle). */
+  get size(): number {
+    return this.#all.size;
+  }
+
+  /**
+   * Lends a connection to `owner`: an idle one unless `fresh`, else a new one.
+   * `callback` runs once, possibly synchronously.
+   */
+  acquire(owner: UpstreamOwner, fresh: boolean, callback: (err: Error | null, conn: UpstreamConnection | null) => void): void {
+    if (!fresh) {
+      const now = performance.now();
+      let conn: UpstreamConnection | undefined;
+      while ((conn = this.#idle.pop()) !== undefined) {
+        if (!conn.socket.destroyed && now - conn.idleSince < this.#keepAliveMs) {
+          conn.owner = owner;
+          conn.uses++;
+          return callback(null, conn);
+        }
+        conn.socket.destroy();
+      }
+    }
+    if (this.#closed) return callback(new Error('the upstream pool is closed (configuration changed)'), null);
+    this.#connector.connect(this.address, (err, socket) => {
+      if (err !== null || socket === null) return callback(err ?? new Error('no socket'), null);
+      const conn = new UpstreamConnection(socket, this);
+      this.#all.add(conn);
+      conn.owner = owner;
+      conn.uses = 1;
+      callback(null, conn);
+    });
+  }
+
+  /** Takes a connection back after a complete exchange, for reuse. */
+  release(conn: UpstreamConnection): void {
+    conn.owner = null;
+    if (this.#closed || conn.socket.destroyed) {
+      conn.socket.destroy();
+      return;
+    }
+    conn.idleSince = performance.now();
+    this.#idle.push(conn);
+    this.#sweeper ??= setInterval(this.#sweep, Math.min(1000, this.#keepAliveMs)).unref();
+  }
+
+  /** Called by a connection when its socket closes. */
+  forget(conn: UpstreamConnection): void {
+    this.#all.delete(conn);
+    const i = this.#idle.indexOf(conn);
+    if (i >= 0) this.#idle.splice(i, 1);
+  }
+
+  readonly #sweep = (): void => {
+    const now = performance.now();
+    for (const conn of [...this.#idle]) if (now - conn.idleSince >= this.#keepAliveMs) conn.socket.destroy();
+    if (this.#idle.length === 0 && this.#sweeper !== null) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = null;
+    }
+  };
+
+  /** Closes idle connections now and busy ones as they are released. */
+  close(): void {
+    this.#closed = true;
+    for (const conn of this.#idle.splice(0)) conn.socket.destroy();
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    this.#sweeper = null;
+  }
+
+  /** Closes everything now, failing what is in flight. */
+  destroy(): void {
+    this.close();
+    for (const conn of [...this.#all]) conn.socket.destroy();
+  }
+}
