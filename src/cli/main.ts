@@ -1,5 +1,11 @@
 #!/usr/bin/env node
+import * as nodeModule from 'node:module';
 import { isWeftError } from '../errors.js';
+
+// Node >= 22.1 keeps V8's compiled code for the CLI bundle on disk (in the OS temp dir, or
+// NODE_COMPILE_CACHE; NODE_DISABLE_COMPILE_CACHE=1 turns it off), so later starts skip most
+// parsing and compiling. Node 20 has no compile cache: nothing happens.
+(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 const USAGE = `weft: a minimalist service mesh
 

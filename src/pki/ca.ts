@@ -1,10 +1,10 @@
 import { WeftError } from '../errors.js';
 import type { Issuer } from './issuer.js';
+import { basicConstraints, KEY_USAGE_BIT, keyUsage, uriSubjectAltName } from './extensions.js';
 import { generateLeafKey } from './keys.js';
 import { uriNameConstraintsExtension } from './name-constraints.js';
 import { keyIdentifier, signCertificate, wholeSeconds } from './sign.js';
 import { trustDomainId, validateTrustDomain } from './spiffe.js';
-import { x509 } from './x509-lib.js';
 
 /** Default lifetime of a root CA: 10 years. */
 export const DEFAULT_ROOT_TTL_MS = 10 * 365 * 24 * 3_600_000;
@@ -54,7 +54,7 @@ export async function createRoot(options: CreateRootOptions): Promise<CaMaterial
   const ttlMs = checkTtl(options.ttlMs ?? DEFAULT_ROOT_TTL_MS);
   const now = wholeSeconds(options.now ?? new Date());
   const key = await generateLeafKey();
-  const keyId = await keyIdentifier(key.publicKey);
+  const keyId = keyIdentifier(key.publicKey);
   const signed = await signCertificate(
     {
       subject: [
@@ -66,9 +66,9 @@ export async function createRoot(options: CreateRootOptions): Promise<CaMaterial
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter: new Date(now.getTime() + ttlMs),
       extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: trustDomainId(options.trustDomain) }], false),
+        basicConstraints(true, undefined, true),
+        keyUsage([KEY_USAGE_BIT.keyCertSign, KEY_USAGE_BIT.cRLSign], true),
+        uriSubjectAltName([trustDomainId(options.trustDomain)], false),
       ],
     },
     { certPem: null, signingKey: key.privateKey, signingAlgorithm: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } },
@@ -101,7 +101,7 @@ export async function createIntermediate(options: CreateIntermediateOptions): Pr
     throw new WeftError('WEFT_E_ISSUER_EXPIRED', `the root CA ("${root.subject}") expired at ${root.notAfter.toISOString()}; create a new root`);
   }
   const key = await generateLeafKey();
-  const keyId = await keyIdentifier(key.publicKey);
+  const keyId = keyIdentifier(key.publicKey);
   const signed = await signCertificate(
     {
       subject: [
@@ -113,9 +113,9 @@ export async function createIntermediate(options: CreateIntermediateOptions): Pr
       notBefore: new Date(Math.max(now.getTime() - BACKDATE_MS, root.notBefore.getTime())),
       notAfter,
       extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: trustDomainId(options.trustDomain) }], false),
+        basicConstraints(true, 0, true),
+        keyUsage([KEY_USAGE_BIT.keyCertSign, KEY_USAGE_BIT.cRLSign], true),
+        uriSubjectAltName([trustDomainId(options.trustDomain)], false),
         ...(options.nameConstraint === false ? [] : [uriNameConstraintsExtension([options.trustDomain])]),
       ],
     },

@@ -34,7 +34,7 @@ export function certificateInfo(pem: string): CertificateInfo {
         : (key.asymmetricKeyType ?? 'unknown');
   return {
     spiffeIds: cert.uris.filter((u) => u.startsWith('spiffe://')),
-    serial: cert.x509.serialNumber.toLowerCase(),
+    serial: cert.serial,
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
     subject: cert.subject,

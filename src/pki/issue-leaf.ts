@@ -1,10 +1,11 @@
+import type { KeyObject } from 'node:crypto';
 import { WeftError } from '../errors.js';
+import { basicConstraints, EXT_KEY_USAGE, extKeyUsage, KEY_USAGE_BIT, keyUsage, uriSubjectAltName } from './extensions.js';
 import { generateLeafKey } from './keys.js';
 import type { Issuer } from './issuer.js';
 import { joinPem } from './pem.js';
 import { signCertificate, wholeSeconds } from './sign.js';
 import { parseSpiffeId } from './spiffe.js';
-import { x509, type CryptoKey } from './x509-lib.js';
 
 /** How far back a leaf's notBefore is set, to tolerate clocks running behind. */
 export const CLOCK_SKEW_MS = 30_000;
@@ -16,7 +17,7 @@ export interface IssueLeafOptions {
   /** Requested lifetime; cut short so the leaf never outlives the issuer. */
   readonly ttlMs: number;
   /** Certify this public key (from a CSR) instead of generating a key pair; `keyPem` is then ''. */
-  readonly publicKey?: CryptoKey;
+  readonly publicKey?: KeyObject;
   /** Issue as of this time; defaults to now. */
   readonly now?: Date;
 }
@@ -87,10 +88,10 @@ export async function issueLeaf(issuer: Issuer, options: IssueLeafOptions): Prom
       notBefore,
       notAfter,
       extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: options.spiffeId }], false),
+        basicConstraints(false, undefined, true),
+        keyUsage([KEY_USAGE_BIT.digitalSignature], true),
+        extKeyUsage([EXT_KEY_USAGE.serverAuth, EXT_KEY_USAGE.clientAuth], false),
+        uriSubjectAltName([options.spiffeId], false),
       ],
     },
     issuer,

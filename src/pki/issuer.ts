@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
@@ -6,7 +7,6 @@ import { parseCertificate, type ParsedCertificate } from './parsed-certificate.j
 import { readPemInput, splitPemCertificates } from './pem.js';
 import { parseSpiffeId } from './spiffe.js';
 import { verifyPath } from './verify.js';
-import type { CryptoKey } from './x509-lib.js';
 
 export { issueLeaf, type IssuedLeaf, type IssueLeafOptions } from './issue-leaf.js';
 
@@ -33,8 +33,8 @@ export interface Issuer {
   readonly subject: string;
   /** basicConstraints pathLenConstraint of the issuer certificate (undefined: unlimited). */
   readonly pathLength: number | undefined;
-  /** The private key, non-extractable. */
-  readonly signingKey: CryptoKey;
+  /** The private key. */
+  readonly signingKey: KeyObject;
   readonly signingAlgorithm: SigningAlgorithm;
 }
 

@@ -1,8 +1,6 @@
-import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
+import { createPublicKey, createPrivateKey, generateKeyPair, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import { WeftError } from '../errors.js';
-import type { CryptoKey } from './x509-lib.js';
-
-export type { CryptoKey } from './x509-lib.js';
 
 /** How a key signs certificates: ECDSA with the hash matching its curve, or RSA PKCS#1 v1.5 with SHA-256. */
 export type SigningAlgorithm =
@@ -13,31 +11,31 @@ export type SigningAlgorithm =
 
 /** A freshly generated key pair with its private key in PEM form. */
 export interface GeneratedKey {
-  readonly privateKey: CryptoKey;
-  readonly publicKey: CryptoKey;
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
   /** The private key as PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"). */
   readonly keyPem: string;
 }
 
-/** A private key ready to sign with WebCrypto. */
+/** A private key ready to sign with. */
 export interface ImportedKey {
-  /** Non-extractable WebCrypto signing key. */
-  readonly key: CryptoKey;
+  /** The private key (node:crypto). */
+  readonly key: KeyObject;
   readonly algorithm: SigningAlgorithm;
   /** DER SubjectPublicKeyInfo of the matching public key (to compare with a certificate). */
   readonly publicKeySpki: Buffer;
 }
 
-const P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const generateKeyPairAsync = promisify(generateKeyPair);
 
 /**
- * Generates an ECDSA P-256 key pair (the key type of every certificate weft creates).
- * The private key is extractable so it can be returned as PKCS#8 PEM in `keyPem`.
+ * Generates an ECDSA P-256 key pair (the key type of every certificate weft creates), off
+ * the event loop, with the private key as PKCS#8 PEM in `keyPem`.
  */
 export async function generateLeafKey(): Promise<GeneratedKey> {
-  const pair = (await webcrypto.subtle.generateKey(P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey));
-  return { privateKey: pair.privateKey, publicKey: pair.publicKey, keyPem: toPem('PRIVATE KEY', pkcs8) };
+  const { privateKey, publicKey } = await generateKeyPairAsync('ec', { namedCurve: 'prime256v1' });
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
+  return { privateKey, publicKey, keyPem: toPem('PRIVATE KEY', pkcs8) };
 }
 
 /**
@@ -49,15 +47,9 @@ export async function generateLeafKey(): Promise<GeneratedKey> {
  * encrypted keys.
  */
 export async function importPrivateKey(pem: string, what = 'the private key'): Promise<ImportedKey> {
-  const keyObject = parsePrivateKey(pem, what);
-  const algorithm = signingAlgorithmOf(keyObject, what);
-  const der = keyObject.export({ type: 'pkcs8', format: 'der' });
-  const importParams =
-    algorithm.name === 'ECDSA'
-      ? { name: 'ECDSA', namedCurve: algorithm.namedCurve }
-      : { name: algorithm.name, hash: algorithm.hash };
-  const key = await webcrypto.subtle.importKey('pkcs8', der, importParams, false, ['sign']);
-  const publicKeySpki = createPublicKey(keyObject).export({ type: 'spki', format: 'der' });
+  const key = parsePrivateKey(pem, what);
+  const algorithm = signingAlgorithmOf(key, what);
+  const publicKeySpki = createPublicKey(key).export({ type: 'spki', format: 'der' });
   return { key, algorithm, publicKeySpki };
 }
 

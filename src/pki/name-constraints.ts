@@ -1,8 +1,5 @@
-import { x509 } from './x509-lib.js';
 import { children, concat, encodeElement, readElement } from './der.js';
-
-/** OID of the X.509 name constraints extension. */
-export const NAME_CONSTRAINTS_OID = '2.5.29.30';
+import { EXTENSION_OID, type CertificateExtension } from './extensions.js';
 
 const TAG_SEQUENCE = 0x30;
 const TAG_PERMITTED = 0xa0;
@@ -22,22 +19,19 @@ export interface UriNameConstraints {
  * constraints (RFC 5280 §4.2.1.10: `example.org` matches exactly that host, `.example.org`
  * its subdomains). For a SPIFFE trust domain pass the trust domain name.
  */
-export function uriNameConstraintsExtension(permittedHosts: readonly string[]): x509.Extension {
+export function uriNameConstraintsExtension(permittedHosts: readonly string[]): CertificateExtension {
   const subtrees = permittedHosts.map((host) =>
     encodeElement(TAG_SEQUENCE, encodeElement(TAG_URI, new TextEncoder().encode(host))),
   );
   const value = encodeElement(TAG_SEQUENCE, encodeElement(TAG_PERMITTED, concat(subtrees)));
-  return new x509.Extension(NAME_CONSTRAINTS_OID, true, value);
+  return { oid: EXTENSION_OID.nameConstraints, critical: true, value };
 }
 
 /**
- * Reads the URI name constraints of a certificate, or null when it has no name constraints
- * extension. Throws a plain Error when the extension is malformed.
+ * Reads the URI subtrees of a name constraints extension value (the DER inside extnValue).
+ * Throws a plain Error when it is malformed.
  */
-export function readUriNameConstraints(cert: x509.X509Certificate): UriNameConstraints | null {
-  const ext = cert.getExtension(NAME_CONSTRAINTS_OID);
-  if (!ext) return null;
-  const buf = new Uint8Array(ext.value);
+export function readUriNameConstraints(buf: Uint8Array): UriNameConstraints {
   const top = readElement(buf, 0);
   const result = { permitted: [] as string[], excluded: [] as string[] };
   for (const part of children(buf, top)) {

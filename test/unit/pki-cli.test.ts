@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { caCommand } from '../../src/cli/ca.js';
 import { splitPemCertificates } from '../../src/pki/pem.js';
 import { certificateInfo, leafMatchesKey, verifyChain } from '../../src/pki/verify.js';
-import { x509 } from '../../src/pki/x509-lib.js';
+import { x509 } from './x509-lib.js';
 
 interface Run {
   code: number;
