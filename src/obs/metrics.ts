@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { RequestMetrics } from './request-metrics.js';
 
 /** Request duration buckets in seconds: fine below a millisecond, where proxy overhead lives. */
 export const DURATION_BUCKETS = [
@@ -17,13 +18,12 @@ export interface HopLabels {
 
 /**
  * The sidecar's Prometheus metrics. Label values are bounded: directions, service names,
- * SPIFFE IDs and status codes only, never paths or addresses. Children are cached per
- * label combination so that the request path does one Map lookup, not a label hash.
+ * SPIFFE IDs and status codes only, never paths or addresses. Per-request figures are
+ * kept by RequestMetrics (no label hashing per request); the rest are prom-client's.
  */
 export class SidecarMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'direction' | 'service' | 'peer' | 'tls' | 'code'>;
-  readonly #duration: Histogram<'direction' | 'service' | 'peer' | 'tls'>;
+  readonly #requests: RequestMetrics<HopLabels>;
   readonly #connections: Counter<'direction' | 'service' | 'peer' | 'tls'>;
   readonly #activeConnections: Gauge<'direction' | 'service'>;
   readonly #errors: Counter<'direction' | 'service' | 'error'>;
@@ -31,22 +31,21 @@ export class SidecarMetrics {
   readonly certRenewals: Counter<'result'>;
   readonly configReloads: Counter<'result'>;
   readonly configVersion: Gauge;
-  readonly #children = new Map<string, RequestChildren>();
 
   constructor() {
     const registers = [this.registry];
-    this.#requests = new Counter({
-      name: 'weft_requests_total',
-      help: 'HTTP requests completed, by direction, local service or upstream, peer identity, TLS and status code.',
-      labelNames: ['direction', 'service', 'peer', 'tls', 'code'],
-      registers,
-    });
-    this.#duration = new Histogram({
-      name: 'weft_request_duration_seconds',
-      help: 'HTTP request duration as seen by the sidecar, from request headers to the end of the response.',
-      labelNames: ['direction', 'service', 'peer', 'tls'],
+    this.#requests = new RequestMetrics<HopLabels>({
+      registry: this.registry,
+      counter: {
+        name: 'weft_requests_total',
+        help: 'HTTP requests completed, by direction, local service or upstream, peer identity, TLS and status code.',
+      },
+      histogram: {
+        name: 'weft_request_duration_seconds',
+        help: 'HTTP request duration as seen by the sidecar, from request headers to the end of the response.',
+      },
       buckets: DURATION_BUCKETS,
-      registers,
+      key: (hop) => `${hop.direction}\0${hop.service}\0${hop.peer}\0${hop.tls}`,
     });
     this.#connections = new Counter({
       name: 'weft_connections_total',
@@ -93,19 +92,7 @@ export class SidecarMetrics {
 
   /** Counts one finished HTTP request and observes its duration. */
   request(hop: HopLabels, code: number, seconds: number): void {
-    const key = `${hop.direction}\0${hop.service}\0${hop.peer}\0${hop.tls}`;
-    let children = this.#children.get(key);
-    if (children === undefined) {
-      children = { duration: this.#duration.labels(hop), codes: new Map() };
-      this.#children.set(key, children);
-    }
-    let counter = children.codes.get(code);
-    if (counter === undefined) {
-      counter = this.#requests.labels({ ...hop, code: String(code) });
-      children.codes.set(code, counter);
-    }
-    counter.inc();
-    children.duration.observe(seconds);
+    this.#requests.observe(hop, code, seconds);
   }
 
   /** Counts an opened connection and tracks it as active until `closed` is called. */
@@ -122,9 +109,4 @@ export class SidecarMetrics {
   error(direction: HopLabels['direction'], service: string, error: string): void {
     this.#errors.labels(direction, service, error).inc();
   }
-}
-
-interface RequestChildren {
-  readonly duration: ReturnType<Histogram<string>['labels']>;
-  readonly codes: Map<number, ReturnType<Counter<string>['labels']>>;
 }
