@@ -57,9 +57,6 @@ export interface HeadLimits {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Control characters other than HTAB may not appear in a field value (that includes CR and LF). */
-// eslint-disable-next-line no-control-regex
-const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/;
 /** origin-form, absolute-form, authority-form and `*`: visible ASCII only. */
 const TARGET = /^[\x21-\x7e]+$/;
 const REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -125,10 +122,11 @@ function lineEnd(text: string, from: number): number {
   return end;
 }
 
+/** tchar (RFC 9110 §5.6.2) by character code. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
+
 function parseFields(text: string, firstEol: number, minor: 0 | 1, maxHeaders: number, request: boolean): MessageHead {
-  const fail = (message: string) => new HeadError(request ? 400 : 502, request ? 'WEFT_E_BAD_REQUEST' : 'WEFT_E_UPSTREAM_PROTOCOL', message);
-  /** Framing the app might read differently (request smuggling). */
-  const badFraming = (message: string) => (request ? new HeadError(400, 'WEFT_E_BAD_FRAMING', `request refused: ${message}`) : fail(message));
   const names: string[] = [];
   const lower: string[] = [];
   const values: string[] = [];
@@ -137,17 +135,37 @@ function parseFields(text: string, firstEol: number, minor: 0 | 1, maxHeaders: n
   let encodings: string | null = null;
   let connection: string[] | null = null;
   let upgrade: string | null = null;
+  const n = text.length;
   let pos = firstEol + 2;
-  while (pos < text.length) {
-    const eol = lineEnd(text, pos);
-    const c0 = text.charCodeAt(pos);
-    if (c0 === 0x20 || c0 === 0x09) throw fail('obsolete line folding in a header (a line starts with whitespace)');
-    const colon = text.indexOf(':', pos);
-    if (colon < 0 || colon > eol) throw fail('a header line has no colon');
-    const name = text.slice(pos, colon);
-    if (!TOKEN.test(name)) throw fail(`invalid header name "${printable(name)}" (no spaces before the colon, token characters only)`);
-    const value = text.slice(colon + 1, eol).replace(/^[ \t]+|[ \t]+$/g, '');
-    if (BAD_VALUE_CHAR.test(value)) throw fail(`invalid characters in the value of header "${name}"`);
+  // One pass per line, by character code: the name's characters, the colon, the value's
+  // characters and the CRLF are checked as the line is walked.
+  while (pos < n) {
+    let i = pos;
+    let c = text.charCodeAt(i);
+    if (c === 0x20 || c === 0x09) throw fieldError(request, 'obsolete line folding in a header (a line starts with whitespace)');
+    while (c < 128 && TCHAR[c] === 1) c = text.charCodeAt(++i);
+    if (c !== 0x3a /* : */ || i === pos) {
+      const name = text.slice(pos, i);
+      if (c === 0x20 || c === 0x09) throw fieldError(request, `invalid header name "${printable(name)}" (no spaces before the colon, token characters only)`);
+      throw fieldError(request, i === pos ? 'a header line has no name' : c === 0x0d || i >= n ? 'a header line has no colon' : `invalid header name "${printable(text.slice(pos, i + 1))}" (token characters only)`);
+    }
+    const name = text.slice(pos, i);
+    let start = i + 1;
+    while (start < n && ((c = text.charCodeAt(start)) === 0x20 || c === 0x09)) start++;
+    let j = start;
+    for (; j < n; j++) {
+      c = text.charCodeAt(j);
+      if (c < 0x20) {
+        if (c === 0x0d) break;
+        if (c !== 0x09) throw c === 0x0a ? new HeadError(400, 'WEFT_E_BAD_REQUEST', 'bare LF in the message head (lines end with CRLF)') : fieldError(request, `invalid characters in the value of header "${name}"`);
+      } else if (c === 0x7f) {
+        throw fieldError(request, `invalid characters in the value of header "${name}"`);
+      }
+    }
+    if (j < n && text.charCodeAt(j + 1) !== 0x0a) throw new HeadError(400, 'WEFT_E_BAD_REQUEST', 'bare CR in the message head');
+    let end = j;
+    while (end > start && ((c = text.charCodeAt(end - 1)) === 0x20 || c === 0x09)) end--;
+    const value = text.slice(start, end);
     if (names.length === maxHeaders) throw new HeadError(request ? 431 : 502, request ? 'WEFT_E_TOO_MANY_HEADERS' : 'WEFT_E_UPSTREAM_PROTOCOL', `more than ${maxHeaders} headers`);
     const low = name.toLowerCase();
     names.push(name);
@@ -155,9 +173,9 @@ function parseFields(text: string, firstEol: number, minor: 0 | 1, maxHeaders: n
     values.push(value);
     switch (low) {
       case 'content-length':
-        if (!/^\d{1,15}$/.test(value)) throw badFraming(`invalid Content-Length "${printable(value)}"`);
+        if (!/^\d{1,15}$/.test(value)) throw badFraming(request, `invalid Content-Length "${printable(value)}"`);
         // Identical repeats are tolerated in responses (RFC 9112 §6.3); requests must not repeat it.
-        if (lengthCount > 0 && (request || Number(value) !== contentLength)) throw badFraming('several Content-Length headers');
+        if (lengthCount > 0 && (request || Number(value) !== contentLength)) throw badFraming(request, 'several Content-Length headers');
         contentLength = Number(value);
         lengthCount++;
         break;
@@ -176,25 +194,35 @@ function parseFields(text: string, firstEol: number, minor: 0 | 1, maxHeaders: n
         break;
       case 'content_length':
       case 'transfer_encoding':
-        throw badFraming(`header "${name}" is an ambiguous spelling of a framing header`);
+        throw badFraming(request, `header "${name}" is an ambiguous spelling of a framing header`);
     }
-    pos = eol + 2;
+    pos = j + 2;
   }
   let chunked = false;
   if (encodings !== null) {
-    if (minor === 0) throw badFraming('Transfer-Encoding in an HTTP/1.0 message');
+    if (minor === 0) throw badFraming(request, 'Transfer-Encoding in an HTTP/1.0 message');
     if (encodings.trim().toLowerCase() !== 'chunked') {
       throw request
         ? new HeadError(501, 'WEFT_E_TRANSFER_ENCODING', `transfer coding "${printable(encodings)}" is not supported; send the body chunked or with a Content-Length`)
-        : fail(`the upstream used transfer coding "${printable(encodings)}"; only chunked is supported`);
+        : fieldError(false, `the upstream used transfer coding "${printable(encodings)}"; only chunked is supported`);
     }
     if (lengthCount > 0) {
-      if (request) throw badFraming('both Transfer-Encoding and Content-Length');
+      if (request) throw badFraming(request, 'both Transfer-Encoding and Content-Length');
       contentLength = -1; // RFC 9112 §6.3: chunked wins, and the length is not forwarded
     }
     chunked = true;
   }
   return { names, lower, values, minor, contentLength, chunked, connection, upgrade } as MessageHead;
+}
+
+/** A malformed header: 400 for a request, 502 for an upstream response. */
+function fieldError(request: boolean, message: string): HeadError {
+  return new HeadError(request ? 400 : 502, request ? 'WEFT_E_BAD_REQUEST' : 'WEFT_E_UPSTREAM_PROTOCOL', message);
+}
+
+/** Framing the app might read differently (request smuggling). */
+function badFraming(request: boolean, message: string): HeadError {
+  return request ? new HeadError(400, 'WEFT_E_BAD_FRAMING', `request refused: ${message}`) : fieldError(false, message);
 }
 
 /** Shortens and escapes untrusted text for an error message. */
