@@ -189,3 +189,27 @@ test('a caller that sends its request head too slowly gets 408 and is disconnect
   assert.match(text, /weft-error: WEFT_E_HTTP_408/);
   assert.ok(elapsed >= 1000 && elapsed < 4000, `closed after ${elapsed} ms`);
 });
+
+test('a request trickled one byte at a time, body included, is read and answered', async (t) => {
+  const { address } = await app(t, (req, res) => {
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => res.end(`got ${body}`));
+  });
+  const { outbound } = await pair(t, address);
+  const [host, port] = outbound.split(':') as [string, string];
+  const socket = connect(Number(port), host);
+  socket.setNoDelay(true);
+  t.after(() => socket.destroy());
+  let text = '';
+  socket.on('data', (d) => (text += d.toString('latin1')));
+  const request = 'POST /slow HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello';
+  for (const byte of request) {
+    socket.write(byte);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await new Promise((r) => socket.on('close', r));
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.ok(text.endsWith('got hello'), text);
+});

@@ -50,7 +50,12 @@ export class ServerConnection implements Downstream {
   readonly #ctx: HttpListenerContext;
   readonly #clientAddress: string | undefined;
   #state = C.Head;
+  /** Bytes received and not yet used (a partial head, body bytes waiting, pipelined requests). */
   #pending: Buffer | null = null;
+  /** Owned storage behind #pending once chunks had to be joined (grows by doubling). */
+  #store: Buffer | null = null;
+  /** Where the search for the end of the head resumes (bytes before it were searched). */
+  #searched = 0;
   #exchange: Exchange | null = null;
   #route: HttpRoute;
   readonly #framer = new BodyFramer();
@@ -90,7 +95,7 @@ export class ServerConnection implements Downstream {
   /** Answered before the request body ended: send FIN, drop what still arrives, then close. */
   #linger(): void {
     this.#state = C.Gone;
-    this.#pending = null;
+    this.#clearPending();
     this.socket.end();
     if (this.socket.isPaused()) this.socket.resume();
     const timer = setTimeout(() => this.socket.destroy(), LINGER_MS);
@@ -128,33 +133,71 @@ export class ServerConnection implements Downstream {
     switch (this.#state) {
       case C.Head:
         if (this.#headSince === 0) this.#headSince = this.#lastActivity;
-        this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
-        if (this.#exchange === null) this.#readHead();
+        this.#append(chunk);
+        this.#readHead();
         break;
       case C.Body:
-        if (this.#pending === null && this.#upstreamReady && !this.#bodyPaused) this.#feedBody(chunk);
-        else this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+        if (this.#pending === null && this.#upstreamReady && !this.#bodyPaused) {
+          this.#feedBody(chunk);
+          break;
+        }
+        // The upstream is not connected yet (or is full): hold a bounded amount.
+        this.#append(chunk);
+        if (this.#pending!.length > MAX_BUFFERED) this.socket.pause();
         break;
       case C.Wait:
         // Pipelined requests wait for the response in flight; a caller that sends too much is paused.
-        this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
-        if (this.#pending.length > MAX_BUFFERED) this.socket.pause();
+        this.#append(chunk);
+        if (this.#pending!.length > MAX_BUFFERED) this.socket.pause();
         break;
       case C.Gone:
         break;
     }
   };
 
+  /**
+   * Adds received bytes to #pending. Chunks are joined in owned storage that doubles when
+   * full, so a head or body trickling in byte by byte costs linear, not quadratic, copying.
+   */
+  #append(chunk: Buffer): void {
+    const pending = this.#pending;
+    if (pending === null) {
+      this.#pending = chunk;
+      return;
+    }
+    const length = pending.length + chunk.length;
+    let store = this.#store;
+    if (store === null || store.byteOffset !== pending.byteOffset || store.buffer !== pending.buffer || length > store.length) {
+      store = Buffer.allocUnsafe(Math.max(length * 2, 4096));
+      pending.copy(store, 0);
+      this.#store = store;
+    }
+    chunk.copy(store, pending.length);
+    this.#pending = store.subarray(0, length);
+  }
+
+  /** Drops #pending and its storage. */
+  #clearPending(): void {
+    this.#pending = null;
+    this.#store = null;
+    this.#searched = 0;
+  }
+
   #readHead(): void {
     let buf = this.#pending!;
     // RFC 9112 §2.2: empty lines before a request line are ignored.
     let skip = 0;
     while (skip + 1 < buf.length && buf[skip] === 0x0d && buf[skip + 1] === 0x0a) skip += 2;
-    if (skip > 0) buf = buf.subarray(skip);
+    if (skip > 0) {
+      buf = buf.subarray(skip);
+      this.#store = null;
+      this.#searched = 0;
+    }
     const limits = this.#route.limits;
-    const end = buf.indexOf(HEAD_END);
+    const end = buf.indexOf(HEAD_END, this.#searched);
     if (end < 0) {
       this.#pending = buf.length === 0 ? null : buf;
+      this.#searched = Math.max(0, buf.length - 3);
       if (buf.length > limits.maxHeaderBytes) {
         this.reply(431, 'WEFT_E_HTTP_431', `request head larger than ${limits.maxHeaderBytes} bytes`, true);
       } else if (buf.indexOf(BARE_LF_END) >= 0) {
@@ -167,7 +210,7 @@ export class ServerConnection implements Downstream {
       return;
     }
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
-    this.#pending = null;
+    this.#clearPending();
     let head: RequestHead;
     try {
       head = parseRequestHead(buf.toString('latin1', 0, end), limits);
@@ -212,7 +255,10 @@ export class ServerConnection implements Downstream {
 
   upstreamReady(): void {
     this.#upstreamReady = true;
-    if (this.#state === C.Body) this.#pump();
+    if (this.#state !== C.Body) return;
+    this.#pump();
+    // Paused while the connection was being made (too much body arrived meanwhile).
+    if (!this.#bodyPaused && this.#state === C.Body && this.socket.isPaused()) this.socket.resume();
   }
 
   upstreamDrained(): void {
@@ -226,7 +272,7 @@ export class ServerConnection implements Downstream {
   #pump(): void {
     const buf = this.#pending;
     if (buf === null) return;
-    this.#pending = null;
+    this.#clearPending();
     this.#feedBody(buf);
   }
 
@@ -245,7 +291,12 @@ export class ServerConnection implements Downstream {
       this.#state = C.Wait;
       this.#exchange!.requestComplete();
     }
-    if (rest !== null) this.#pending = this.#pending === null ? rest : Buffer.concat([rest, this.#pending]);
+    if (rest !== null) {
+      const later = this.#pending;
+      this.#clearPending();
+      this.#append(rest);
+      if (later !== null) this.#append(later);
+    }
     if (!ok && this.#state === C.Body) {
       this.#bodyPaused = true;
       this.socket.pause();
@@ -297,7 +348,7 @@ export class ServerConnection implements Downstream {
     socket.removeListener('drain', this.#onDrain);
     if (fromUpstream !== null) socket.write(fromUpstream);
     if (this.#pending !== null) upstream.write(this.#pending);
-    this.#pending = null;
+    this.#clearPending();
     joinSockets(socket, upstream);
     if (this.#peerEnded) upstream.end();
     socket.resume();
