@@ -1,5 +1,4 @@
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
-import { createHash } from 'node:crypto';
 import type { CertificateBundle } from '../pki/certificate-bundle.js';
 
 /**
@@ -52,8 +51,8 @@ export const PLAINTEXT_PEER: PeerIdentity = Object.freeze({ spiffeId: null, cert
  * or more than one (an X.509-SVID has exactly one).
  */
 export function peerSpiffeId(socket: TLSSocket): string | null {
-  const cert = socket.getPeerCertificate();
-  return cert && typeof cert.subjectaltname === 'string' ? spiffeIdFromSan(cert.subjectaltname) : null;
+  const san = socket.getPeerX509Certificate()?.subjectAltName;
+  return san === undefined ? null : spiffeIdFromSan(san);
 }
 
 /** Extracts the single spiffe:// URI from an OpenSSL-style subjectaltname string. */
@@ -72,10 +71,15 @@ export function spiffeIdFromSan(san: string): string | null {
   return found;
 }
 
-/** The identity of the peer of a verified mTLS server-side socket. */
+/**
+ * The identity of the peer of a verified mTLS server-side socket. One X509Certificate per
+ * handshake: `getPeerCertificate()` would build an object of every field (and three
+ * fingerprints) that nothing here reads.
+ */
 export function tlsPeerIdentity(socket: TLSSocket): PeerIdentity {
-  const spiffeId = peerSpiffeId(socket);
   const x509 = socket.getPeerX509Certificate();
-  const certHash = x509 ? createHash('sha256').update(x509.raw).digest('hex') : null;
-  return { spiffeId, certHash };
+  if (x509 === undefined) return { spiffeId: null, certHash: null };
+  const san = x509.subjectAltName;
+  // fingerprint256 is the SHA-256 of the DER, as colon-separated upper-case hex.
+  return { spiffeId: san === undefined ? null : spiffeIdFromSan(san), certHash: x509.fingerprint256.replaceAll(':', '').toLowerCase() };
 }

@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect as tlsConnect } from 'node:tls';
+import { createHash, X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { admin, makeCa, metricValue, runWeft, startSidecar } from '../helpers/weft.js';
@@ -169,9 +170,13 @@ test('strict inbound: only certificates from the mesh CA get through', async (t)
   const viaCurl = await curl([...curlCert(certs.web), `https://${inbound}/`]);
   assert.equal(viaCurl.status, 200, viaCurl.text);
   assert.equal(app.seen.length, 2);
+  // Hash= is the SHA-256 of the caller's leaf certificate (DER), as Envoy writes it.
+  const leafPem = (await readFile(join(certs.web, 'cert.pem'), 'utf8')).split('-----END CERTIFICATE-----')[0] + '-----END CERTIFICATE-----\n';
+  const leafHash = createHash('sha256').update(new X509Certificate(leafPem).raw).digest('hex');
   for (const headers of app.seen) {
     const xfcc = String(headers['x-forwarded-client-cert']);
     assert.match(xfcc, /^By=spiffe:\/\/example\.org\/ns\/default\/svc\/api;Hash=[0-9a-f]{64};URI=/, xfcc);
+    assert.ok(xfcc.includes(`;Hash=${leafHash};`), `${xfcc} should carry the hash ${leafHash}`);
     assert.ok(xfcc.endsWith(`URI=${WEB_ID}`), xfcc);
     assert.equal(headers['x-forwarded-proto'], 'https');
   }
