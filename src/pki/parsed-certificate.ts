@@ -114,12 +114,15 @@ function tbsFields(der: Uint8Array): TbsFields {
   return { serial, issuer, notBefore, notAfter, subject, extensions };
 }
 
-/** Extension values by OID (the bytes inside extnValue). */
+/** Extension values by OID (the bytes inside extnValue), from a certificate's `[3]` field. */
 function readExtensions(der: Uint8Array, field: DerElement | null): Map<string, Uint8Array> {
+  const list = field === null ? undefined : children(der, field)[0];
+  return list === undefined ? new Map() : readExtensionList(der, list);
+}
+
+/** Extension values by OID from an `Extensions` SEQUENCE (certificates and CSRs). */
+export function readExtensionList(der: Uint8Array, list: DerElement): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
-  if (field === null) return out;
-  const list = children(der, field)[0];
-  if (!list) return out;
   for (const ext of children(der, list)) {
     const parts = children(der, ext);
     const value = parts[parts.length - 1];
@@ -157,7 +160,7 @@ function authorityKeyIdHex(value: Uint8Array): string | null {
 }
 
 /** The URI subject alternative names in a subjectAltName value. */
-function subjectAltUris(value: Uint8Array): string[] {
+export function subjectAltUris(value: Uint8Array): string[] {
   return children(value, readElement(value, 0))
     .filter((el) => el.tag === TAG_URI)
     .map((el) => Buffer.from(contents(value, el)).toString('latin1'));

@@ -21,6 +21,12 @@ export function splitPemCertificates(pem: string, what = 'the input'): string[] 
   return blocks;
 }
 
+/** The DER contents of every PEM block labelled `label` (`CERTIFICATE REQUEST`, …), in order. */
+export function pemBlocks(pem: string, label: string): Buffer[] {
+  const block = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]*?)-----END ${label}-----`, 'g');
+  return [...pem.matchAll(block)].map((m) => Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+}
+
 /** Joins PEM blocks into one text with exactly one newline after each block. */
 export function joinPem(blocks: readonly string[]): string {
   return blocks.map((b) => `${b.trimEnd()}\n`).join('');

@@ -45,6 +45,22 @@ const SIGNATURE_ALGORITHMS: Readonly<Record<string, Uint8Array>> = {
   'RSASSA-PKCS1-v1_5/SHA-256': sequence([encodeOid('1.2.840.113549.1.1.11'), Uint8Array.of(TAG.NULL, 0)]),
 };
 
+/** The signatureAlgorithm AlgorithmIdentifier of a signing algorithm. */
+export function signatureAlgorithmId(algorithm: SigningAlgorithm): Uint8Array {
+  const id = SIGNATURE_ALGORITHMS[`${algorithm.name}/${algorithm.hash}`];
+  if (id === undefined) throw new Error(`unsupported signing algorithm ${algorithm.name}/${algorithm.hash}`);
+  return id;
+}
+
+/** A distinguished name, one attribute per RDN, values as UTF8String cut to 64 characters. */
+export function encodeName(attributes: ReadonlyArray<readonly [SubjectAttribute, string]>): Uint8Array {
+  return sequence(
+    attributes.map(([type, value]) =>
+      encodeElement(TAG.SET, sequence([encodeOid(SUBJECT_ATTRIBUTES[type]), encodeElement(TAG.UTF8_STRING, Buffer.from(value.slice(0, MAX_NAME_ATTRIBUTE), 'utf8'))])),
+    ),
+  );
+}
+
 const VERSION_3 = encodeElement(0xa0, encodeUnsignedInteger(Uint8Array.of(2)));
 
 /**
@@ -55,11 +71,7 @@ const VERSION_3 = encodeElement(0xa0, encodeUnsignedInteger(Uint8Array.of(2)));
  * from its key when it has none).
  */
 export async function signCertificate(template: CertificateTemplate, signer: CertificateSigner): Promise<SignedCertificate> {
-  const subject = sequence(
-    template.subject.map(([type, value]) =>
-      encodeElement(TAG.SET, sequence([encodeOid(SUBJECT_ATTRIBUTES[type]), encodeElement(TAG.UTF8_STRING, Buffer.from(value.slice(0, MAX_NAME_ATTRIBUTE), 'utf8'))])),
-    ),
-  );
+  const subject = encodeName(template.subject);
   const extensions = [...template.extensions, subjectKeyIdentifier(keyIdentifierBytes(template.publicKey))];
   let issuer = subject;
   if (signer.certPem !== null) {
@@ -68,8 +80,7 @@ export async function signCertificate(template: CertificateTemplate, signer: Cer
     extensions.push(authorityKeyIdentifier(ca.subjectKeyId !== null ? Buffer.from(ca.subjectKeyId, 'hex') : keyIdentifierBytes(ca.node.publicKey)));
   }
   const algorithm = signer.signingAlgorithm;
-  const algorithmId = SIGNATURE_ALGORITHMS[`${algorithm.name}/${algorithm.hash}`];
-  if (algorithmId === undefined) throw new Error(`unsupported signing algorithm ${algorithm.name}/${algorithm.hash}`);
+  const algorithmId = signatureAlgorithmId(algorithm);
   const serial = randomSerial();
   const tbs = sequence([
     VERSION_3,
