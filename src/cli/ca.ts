@@ -3,9 +3,10 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../duration.js';
 import { WeftError, isWeftError } from '../errors.js';
-import { createIntermediate, createRoot } from '../pki/ca.js';
+import { createIntermediate } from '../pki/ca.js';
+import { caFiles, writeNewCaDir } from '../pki/ca-dir.js';
 import { CERT_FILE_MODE, KEY_FILE_MODE, refuseToOverwrite, writeFileAtomic } from '../pki/files.js';
-import { issueLeaf, loadIssuer, loadIssuerDir } from '../pki/issuer.js';
+import { issueLeaf, loadIssuerDir } from '../pki/issuer.js';
 import { joinPem, splitPemCertificates } from '../pki/pem.js';
 import { serviceSpiffeId, validateTrustDomain } from '../pki/spiffe.js';
 import { certificateInfo, verifyChain, type CertificateInfo, type VerifyResult } from '../pki/verify.js';
@@ -116,22 +117,9 @@ async function initCommand(args: string[], io: Io): Promise<number> {
     );
   }
 
-  const root = await createRoot({ trustDomain, ttlMs: rootTtl });
-  const rootIssuer = await loadIssuer({ certPem: root.certPem, keyPem: root.keyPem });
-  const intermediate = await createIntermediate({
-    root: rootIssuer,
-    trustDomain,
-    ttlMs: intermediateTtl,
-    nameConstraint: !values['no-name-constraint'],
-  });
-  await writeFileAtomic(files.rootKey, root.keyPem, KEY_FILE_MODE);
-  await writeFileAtomic(files.rootCert, root.certPem, CERT_FILE_MODE);
-  await writeFileAtomic(files.intermediateKey, intermediate.keyPem, KEY_FILE_MODE);
-  await writeFileAtomic(files.intermediateCert, intermediate.certPem, CERT_FILE_MODE);
-  await writeFileAtomic(files.bundle, root.certPem, CERT_FILE_MODE);
-
-  const rootInfo = certificateInfo(root.certPem);
-  const interInfo = certificateInfo(intermediate.certPem);
+  const written = await writeNewCaDir(out, { trustDomain, rootTtlMs: rootTtl, intermediateTtlMs: intermediateTtl, nameConstraint: !values['no-name-constraint'] });
+  const rootInfo = certificateInfo(written.rootPem);
+  const interInfo = certificateInfo(written.intermediatePem);
   io.stdout(
     `Created a CA for trust domain ${trustDomain} in ${out}:\n` +
       table([
@@ -356,16 +344,6 @@ function duration(flag: string, value: string | undefined): number {
 function help(io: Io, line: string): number {
   io.stdout(`Usage: ${line}\n\nRun \`weft ca --help\` for all commands.\n`);
   return 0;
-}
-
-function caFiles(dir: string) {
-  return {
-    rootCert: join(dir, 'root.pem'),
-    rootKey: join(dir, 'root.key'),
-    intermediateCert: join(dir, 'intermediate.pem'),
-    intermediateKey: join(dir, 'intermediate.key'),
-    bundle: join(dir, 'bundle.pem'),
-  };
 }
 
 async function readText(file: string): Promise<string> {
