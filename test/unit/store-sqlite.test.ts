@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { isWeftError } from '../../src/errors.js';
 import { SqliteStore, SQLITE_STORE_FILE } from '../../src/control/store/sqlite-store.js';
+import { retainNative } from '../../src/control/store/sqlite-retain.js';
 import { SCHEMA_VERSION } from '../../src/control/store/sqlite-schema.js';
 import { runStoreContract } from './store-contract.js';
 
@@ -36,10 +37,10 @@ test('SqliteStore: creates the data directory and a 0600 database file in WAL mo
   assert.equal((await stat(file)).mode & 0o777, 0o600);
   assert.equal((await stat(dataDir)).mode & 0o777, 0o700);
   assert.equal((await stat(`${file}-wal`)).mode & 0o777, 0o600);
-  const db = new Database(file, { readonly: true });
+  const db = retainNative(new Database(file, { readonly: true }));
   try {
-    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.deepEqual(db.prepare('SELECT version FROM schema_version').all(), [{ version: SCHEMA_VERSION }]);
+    assert.deepEqual(retainNative(db.prepare('PRAGMA journal_mode')).get(), { journal_mode: 'wal' });
+    assert.deepEqual(retainNative(db.prepare('SELECT version FROM schema_version')).all(), [{ version: SCHEMA_VERSION }]);
   } finally {
     db.close();
   }
@@ -56,8 +57,8 @@ test('SqliteStore: opening the same new database twice at once migrates it once'
   const again = SqliteStore.open({ dataDir });
   assert.equal(await again.revision(), 2);
   await again.close();
-  const db = new Database(join(dataDir, SQLITE_STORE_FILE), { readonly: true });
-  assert.deepEqual(db.prepare('SELECT count(*) AS n FROM schema_version').get(), { n: 1 });
+  const db = retainNative(new Database(join(dataDir, SQLITE_STORE_FILE), { readonly: true }));
+  assert.deepEqual(retainNative(db.prepare('SELECT count(*) AS n FROM schema_version')).get(), { n: 1 });
   db.close();
 });
 
@@ -65,8 +66,8 @@ test('SqliteStore: a database from a newer weft is refused, not changed', async 
   const dataDir = await withDir(t);
   await SqliteStore.open({ dataDir }).close();
   const file = join(dataDir, SQLITE_STORE_FILE);
-  const db = new Database(file);
-  db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION + 1);
+  const db = retainNative(new Database(file));
+  retainNative(db.prepare('UPDATE schema_version SET version = ?')).run(SCHEMA_VERSION + 1);
   db.close();
   assert.throws(
     () => SqliteStore.open({ dataDir }),

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { StoreSchemaError } from './errors.js';
+import { retainNative } from './sqlite-retain.js';
 
 /**
  * The SQLite schema as numbered migrations. Migration `i` (0-based) takes the database
@@ -51,7 +52,10 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
  */
 export function migrate(db: Database.Database, file: string): void {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
-  const read = db.prepare<[], { version: number }>('SELECT version FROM schema_version');
+  // Statements are kept alive (retainNative): see sqlite-retain.ts.
+  const read = retainNative(db.prepare<[], { version: number }>('SELECT version FROM schema_version'));
+  const insert = retainNative(db.prepare<[number]>('INSERT INTO schema_version (version) VALUES (?)'));
+  const update = retainNative(db.prepare<[number]>('UPDATE schema_version SET version = ?'));
   const current = (): number => read.get()?.version ?? 0;
   for (;;) {
     const done = db
@@ -65,8 +69,8 @@ export function migrate(db: Database.Database, file: string): void {
         }
         if (version === SCHEMA_VERSION) return true;
         db.exec(MIGRATIONS[version]!);
-        if (version === 0) db.prepare('INSERT INTO schema_version (version) VALUES (1)').run();
-        else db.prepare('UPDATE schema_version SET version = ?').run(version + 1);
+        if (version === 0) insert.run(1);
+        else update.run(version + 1);
         return false;
       })
       .immediate();

@@ -1,8 +1,10 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { WeftError } from '../../errors.js';
 import { ChangeFeed } from './change-feed.js';
 import { StoreClosedError, StoreCompactedError, StoreConflictError, StoreInvalidError } from './errors.js';
+import { retainNative } from './sqlite-retain.js';
 import { migrate } from './sqlite-schema.js';
 import type {
   ResourceInput,
@@ -36,7 +38,7 @@ type KeyParams = [kind: string, namespace: string, name: string];
 
 /** The prepared statements, created once per open database. */
 function prepareStatements(db: Database.Database) {
-  return {
+  const statements = {
     get: db.prepare<KeyParams, ResourceRow>(
       'SELECT kind, namespace, name, spec, revision, created_revision FROM resources WHERE kind = ? AND namespace = ? AND name = ?',
     ),
@@ -65,6 +67,8 @@ function prepareStatements(db: Database.Database) {
     counter: db.prepare<[string], { value: number }>('SELECT value FROM counters WHERE name = ?'),
     setCounter: db.prepare<[number, string]>('UPDATE counters SET value = ? WHERE name = ?'),
   };
+  for (const statement of Object.values(statements)) retainNative(statement);
+  return statements;
 }
 
 function toResource(row: ResourceRow): StoredResource {
@@ -73,6 +77,27 @@ function toResource(row: ResourceRow): StoredResource {
 
 function toEvent(row: ChangeRow): StoreChangeEvent {
   return Object.freeze({ type: row.type, revision: row.change_revision, resource: toResource(row) });
+}
+
+/**
+ * Opens the file with better-sqlite3. Its native part is compiled for one Node.js ABI at
+ * install time; under another Node major it fails to load, which is reported with the fix.
+ */
+function openDatabase(file: string): Database.Database {
+  try {
+    return retainNative(new Database(file, { timeout: 5000 }));
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_DLOPEN_FAILED') {
+      throw new WeftError(
+        'WEFT_E_SQLITE_NATIVE',
+        `better-sqlite3's native module does not load in Node.js ${process.version} (${(err as Error).message.replace(/\s+/g, ' ')}). ` +
+          'It was built for another Node.js version: run `npm rebuild better-sqlite3` with this Node.js ' +
+          '(after each Node.js major upgrade).',
+        { cause: err },
+      );
+    }
+    throw err;
+  }
 }
 
 export interface SqliteStoreOptions {
@@ -115,10 +140,10 @@ export class SqliteStore implements Store {
     // -wal and -shm files SQLite creates take the database file's permissions.
     closeSync(openSync(file, 'a', 0o600));
     chmodSync(file, 0o600);
-    const db = new Database(file, { timeout: 5000 });
+    const db = openDatabase(file);
     try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
+      // exec, not pragma(): pragma() prepares a statement that would become garbage.
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL');
       migrate(db, file);
       this.#sql = prepareStatements(db);
     } catch (err) {
