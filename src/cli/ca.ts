@@ -1,7 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { parseDuration } from '../duration.js';
+import { durationFlag, parseFlags, requiredFlag, usageError } from './args.js';
 import { WeftError, isWeftError } from '../errors.js';
 import { createIntermediate } from '../pki/ca.js';
 import { caFiles, writeNewCaDir } from '../pki/ca-dir.js';
@@ -302,44 +301,19 @@ async function inspectCommand(args: string[], io: Io): Promise<number> {
 // ---------------------------------------------------------------------------------------
 // helpers
 
-type Options = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
-
-function parse<O extends NonNullable<Options>>(command: string, args: string[], options: O, allowPositionals = false) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals });
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    const name = /'([^']+)'/.exec((err as Error).message)?.[1];
-    const message =
-      code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
-        ? `unknown flag ${name ?? ''}`
-        : code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL'
-          ? `unexpected argument "${name ?? ''}"`
-          : code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE'
-            ? `${/--[\w-]+/.exec((err as Error).message)?.[0] ?? 'a flag'} ${
-                /does not take/.test((err as Error).message) ? 'does not take a value' : 'needs a value'
-              }`
-            : (err as Error).message;
-    throw usage(command, message);
-  }
+function parse<O extends Parameters<typeof parseFlags>[2]>(command: string, args: string[], options: O, allowPositionals = false) {
+  return parseFlags(`ca ${command}`, args, options, allowPositionals);
 }
 
 function usage(command: string, message: string): WeftError {
-  return new WeftError('WEFT_E_USAGE', `${message} (see \`weft ca ${command} --help\`)`);
+  return usageError(`ca ${command}`, message);
 }
 
 function required(command: string, value: string | undefined, flag: string, what: string): string {
-  if (value === undefined || value === '') throw usage(command, `${flag} is required: ${what}`);
-  return value;
+  return requiredFlag(`ca ${command}`, value, flag, what);
 }
 
-function duration(flag: string, value: string | undefined): number {
-  try {
-    return parseDuration(value ?? '');
-  } catch (err) {
-    throw new WeftError('WEFT_E_USAGE', `${flag}: ${(err as Error).message}`);
-  }
-}
+const duration = durationFlag;
 
 function help(io: Io, line: string): number {
   io.stdout(`Usage: ${line}\n\nRun \`weft ca --help\` for all commands.\n`);

@@ -13,6 +13,8 @@ const USAGE = `weft: a minimalist service mesh
   weft ca init|intermediate|issue|inspect   PKI (docs/pki.md)
   weft sidecar [-c FILE] [flags]  the mTLS sidecar for one service (docs/sidecar.md)
   weft run [sidecar flags] -- CMD ARGS...   start a sidecar, then the app (docs/standalone.md)
+  weft server --data DIR          the control plane: CA signer and enrollment API (docs/control-plane.md)
+  weft token create --service NAME   a join token for one service (docs/control-plane.md)
   weft version
 
 Run \`weft COMMAND --help\` for a command's flags.`;
@@ -24,6 +26,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./ca.js')).caCommand(rest);
     case 'sidecar':
       return (await import('./sidecar.js')).sidecarCommand(rest);
+    case 'server':
+      return (await import('./server.js')).serverCommand(rest);
+    case 'token':
+      return (await import('./token.js')).tokenCommand(rest);
     case 'run':
       return (await import('./run.js')).runCommand(rest);
     case 'demo':

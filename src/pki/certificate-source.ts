@@ -4,7 +4,7 @@ import { WatchedValue, type Watch } from '../watch.js';
 import { WeftError } from '../errors.js';
 import { certificateBundleFromLeaf, type CertificateBundle } from './certificate-bundle.js';
 import { readPemInput, splitPemCertificates } from './pem.js';
-import { issueLeaf, type Issuer } from './issuer.js';
+import { issueLeaf, type IssueLeafOptions, type Issuer } from './issuer.js';
 import { certificateInfo, leafMatchesKey, verifyChain } from './verify.js';
 
 /**
@@ -69,17 +69,19 @@ export class SelfIssuingSource extends BaseSource implements CertificateSource {
   readonly #issuer: Issuer;
   readonly #spiffeId: string;
   readonly #ttlMs: number;
+  readonly #hostNames: IssueLeafOptions['hostNames'];
   readonly #log: Logger;
   #timer: NodeJS.Timeout | null = null;
   #failures = 0;
   #stopped = false;
 
-  constructor(options: { issuer: Issuer; spiffeId: string; ttlMs: number; log: Logger }) {
+  constructor(options: { issuer: Issuer; spiffeId: string; ttlMs: number; log: Logger; hostNames?: IssueLeafOptions['hostNames'] }) {
     super();
     this.#issuer = options.issuer;
     this.#spiffeId = options.spiffeId;
     this.#ttlMs = options.ttlMs;
     this.#log = options.log;
+    this.#hostNames = options.hostNames;
   }
 
   async start(): Promise<void> {
@@ -95,7 +97,8 @@ export class SelfIssuingSource extends BaseSource implements CertificateSource {
   }
 
   async #issue(): Promise<CertificateBundle> {
-    return certificateBundleFromLeaf(await issueLeaf(this.#issuer, { spiffeId: this.#spiffeId, ttlMs: this.#ttlMs }), this.#issuer);
+    const hostNames = this.#hostNames !== undefined ? { hostNames: this.#hostNames } : {};
+    return certificateBundleFromLeaf(await issueLeaf(this.#issuer, { spiffeId: this.#spiffeId, ttlMs: this.#ttlMs, ...hostNames }), this.#issuer);
   }
 
   #schedule(ms: number): void {

@@ -1,4 +1,5 @@
 import { createHash, type KeyObject } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import { BOOLEAN_TRUE, children, contents, encodeBitString, encodeElement, encodeOctetString, encodeOid, encodeSmallInteger, readElement, sequence, TAG } from './der.js';
 
 /** One X.509 v3 extension ready to be placed in a certificate: its OID, criticality and DER value. */
@@ -27,6 +28,8 @@ export const KEY_USAGE_BIT = { digitalSignature: 0, keyCertSign: 5, cRLSign: 6 }
 export const EXT_KEY_USAGE = { serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2' } as const;
 
 const TAG_URI = 0x86;
+const TAG_DNS = 0x82;
+const TAG_IP = 0x87;
 const TAG_KEY_ID = 0x80;
 
 /** basicConstraints: CA flag and, for a CA, an optional pathLenConstraint. */
@@ -51,11 +54,38 @@ export function extKeyUsage(purposes: readonly string[], critical: boolean): Cer
 
 /** subjectAltName holding URIs (uniformResourceIdentifier, IA5String). */
 export function uriSubjectAltName(uris: readonly string[], critical: boolean): CertificateExtension {
-  return {
-    oid: EXTENSION_OID.subjectAltName,
-    critical,
-    value: sequence(uris.map((u) => encodeElement(TAG_URI, Buffer.from(u, 'latin1')))),
-  };
+  return subjectAltName({ uris }, critical);
+}
+
+/**
+ * subjectAltName with URIs, DNS names (dNSName, IA5String) and IP addresses (iPAddress,
+ * 4 or 16 bytes), in that order. A server that tools reach by host name (the control plane
+ * API) carries DNS and IP names besides its SPIFFE ID.
+ */
+export function subjectAltName(names: { uris?: readonly string[]; dnsNames?: readonly string[]; ips?: readonly string[] }, critical: boolean): CertificateExtension {
+  const parts = [
+    ...(names.uris ?? []).map((u) => encodeElement(TAG_URI, Buffer.from(u, 'latin1'))),
+    ...(names.dnsNames ?? []).map((d) => encodeElement(TAG_DNS, Buffer.from(d, 'latin1'))),
+    ...(names.ips ?? []).map((ip) => encodeElement(TAG_IP, ipBytes(ip))),
+  ];
+  return { oid: EXTENSION_OID.subjectAltName, critical, value: sequence(parts) };
+}
+
+function ipBytes(ip: string): Uint8Array {
+  if (isIPv4(ip)) return Uint8Array.from(ip.split('.').map(Number));
+  if (!isIPv6(ip)) throw new Error(`not an IP address: ${ip}`);
+  const [head = '', tail = ''] = ip.includes('::') ? ip.split('::') : [ip, ''];
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const h = groups(head);
+  const t = groups(tail);
+  const all = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    const v = parseInt(g, 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  });
+  return out;
 }
 
 /**

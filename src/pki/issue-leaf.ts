@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { WeftError } from '../errors.js';
-import { basicConstraints, EXT_KEY_USAGE, extKeyUsage, KEY_USAGE_BIT, keyUsage, uriSubjectAltName } from './extensions.js';
+import { basicConstraints, EXT_KEY_USAGE, extKeyUsage, KEY_USAGE_BIT, keyUsage, subjectAltName } from './extensions.js';
 import { generateLeafKey } from './keys.js';
 import type { Issuer } from './issuer.js';
 import { joinPem } from './pem.js';
@@ -20,6 +20,11 @@ export interface IssueLeafOptions {
   readonly publicKey?: KeyObject;
   /** Issue as of this time; defaults to now. */
   readonly now?: Date;
+  /**
+   * DNS names and IP addresses to add after the SPIFFE ID, for a server that tools reach
+   * by host name (the control plane API). Workload certificates have none.
+   */
+  readonly hostNames?: { readonly dnsNames: readonly string[]; readonly ips: readonly string[] };
 }
 
 /** A freshly issued X.509-SVID. */
@@ -91,7 +96,7 @@ export async function issueLeaf(issuer: Issuer, options: IssueLeafOptions): Prom
         basicConstraints(false, undefined, true),
         keyUsage([KEY_USAGE_BIT.digitalSignature], true),
         extKeyUsage([EXT_KEY_USAGE.serverAuth, EXT_KEY_USAGE.clientAuth], false),
-        uriSubjectAltName([options.spiffeId], false),
+        subjectAltName({ uris: [options.spiffeId], ...options.hostNames }, false),
       ],
     },
     issuer,

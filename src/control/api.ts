@@ -1,0 +1,169 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isWeftError } from '../errors.js';
+import { parseCsr } from '../pki/csr.js';
+import { serviceSpiffeId } from '../pki/spiffe.js';
+import { parseDuration } from '../duration.js';
+import { peerSpiffeId } from '../proxy/tls.js';
+import type { AuditLog } from './audit.js';
+import { SignRefused, type CsrSigner } from './signer.js';
+import { TokenRefused, type JoinTokens } from './tokens.js';
+
+/** What the API serves from. */
+export interface ApiDeps {
+  readonly trustDomain: string;
+  readonly signer: CsrSigner;
+  readonly tokens: JoinTokens;
+  readonly audit: AuditLog;
+  /** The trust bundle (roots) sidecars verify each other with. */
+  readonly bundlePem: () => string;
+  /** SHA-256 of the operator's admin token. */
+  readonly adminTokenSha256: Buffer;
+}
+
+/** An answer other than 200, as JSON `{ error: { code, message } }`. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const MAX_BODY = 64 * 1024;
+
+/**
+ * The control plane's HTTPS API (version 1):
+ *
+ * | route | who | what |
+ * |---|---|---|
+ * | `GET /v1/ca/bundle` | anyone | the trust bundle (PEM) |
+ * | `POST /v1/enroll` `{token, csr}` | a join token | signs the CSR for the token's service |
+ * | `POST /v1/renew` `{csr}` | a client certificate from this CA | signs a CSR for the caller's own SPIFFE ID |
+ * | `POST /v1/tokens` `{service, namespace?, ttl?, uses?}` | the admin token | creates a join token |
+ */
+export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    route(deps, req, res).catch((err: unknown) => {
+      const e =
+        err instanceof ApiError
+          ? err
+          : err instanceof SignRefused
+            ? new ApiError(err.status, err.code, err.message, err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {})
+            : err instanceof TokenRefused
+              ? new ApiError(401, err.code, err.message)
+              : isWeftError(err)
+                ? new ApiError(400, err.code, err.message)
+                : new ApiError(500, 'WEFT_E_INTERNAL', `internal error: ${(err as Error).message}`);
+      send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+    });
+  };
+}
+
+async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  const remote = req.socket.remoteAddress;
+  const is = (method: string, p: string) => req.method === method && path === p;
+  if (is('GET', '/v1/ca/bundle')) {
+    res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(deps.bundlePem());
+    return;
+  }
+  if (is('POST', '/v1/enroll')) {
+    const body = await jsonBody(req);
+    const token = stringField(body, 'token');
+    const csr = stringField(body, 'csr');
+    parseCsr(csr); // a malformed request does not spend the token
+    deps.signer.admit({ via: 'join-token', remote });
+    let grant;
+    try {
+      grant = await deps.tokens.consume(token);
+    } catch (err) {
+      if (err instanceof TokenRefused) deps.audit.record({ event: 'csr.refused', via: 'join-token', remote, reason: err.message, ...(err.tokenId !== undefined ? { tokenId: err.tokenId } : {}) });
+      throw err;
+    }
+    const allowed = serviceSpiffeId(deps.trustDomain, grant.namespace, grant.service);
+    const leaf = await deps.signer.sign(csr, { allowedSpiffeId: allowed, via: 'join-token', remote, tokenId: grant.tokenId });
+    send(res, 200, { spiffeId: leaf.spiffeId, certificate: leaf.certPem, bundle: deps.bundlePem(), notAfter: leaf.notAfter.toISOString() });
+    return;
+  }
+  if (is('POST', '/v1/renew')) {
+    const socket = req.socket as TLSSocket;
+    const caller = socket.authorized ? peerSpiffeId(socket) : null;
+    if (caller === null) throw new ApiError(401, 'WEFT_E_UNAUTHENTICATED', 'renewal needs a client certificate from this CA (the sidecar\'s current one)');
+    const body = await jsonBody(req);
+    const csr = stringField(body, 'csr');
+    deps.signer.admit({ via: 'certificate', remote });
+    const leaf = await deps.signer.sign(csr, { allowedSpiffeId: caller, via: 'certificate', remote });
+    send(res, 200, { spiffeId: leaf.spiffeId, certificate: leaf.certPem, bundle: deps.bundlePem(), notAfter: leaf.notAfter.toISOString() });
+    return;
+  }
+  if (is('POST', '/v1/tokens')) {
+    requireAdmin(deps, req);
+    const body = await jsonBody(req);
+    const service = stringField(body, 'service');
+    const namespace = optionalString(body, 'namespace') ?? 'default';
+    const ttlMs = parseDuration(optionalString(body, 'ttl') ?? '1h');
+    const uses = body['uses'] === undefined ? 1 : body['uses'];
+    if (uses !== null && (typeof uses !== 'number' || !Number.isInteger(uses) || uses < 1)) {
+      throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"uses" must be a positive integer, or null for unlimited');
+    }
+    const spiffeId = serviceSpiffeId(deps.trustDomain, namespace, service); // validates the names
+    const created = await deps.tokens.create({ service, namespace, ttlMs, uses });
+    deps.audit.record({ event: 'token.created', via: 'admin', remote, spiffeId, tokenId: created.tokenId });
+    send(res, 201, { token: created.token, tokenId: created.tokenId, spiffeId, expiresAt: created.expiresAt.toISOString(), uses });
+    return;
+  }
+  throw new ApiError(404, 'WEFT_E_NOT_FOUND', `no route ${req.method ?? ''} ${path ?? ''}`);
+}
+
+function requireAdmin(deps: ApiDeps, req: IncomingMessage): void {
+  const header = req.headers.authorization ?? '';
+  const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+  const actual = createHash('sha256').update(token).digest();
+  if (token === '' || !timingSafeEqual(actual, deps.adminTokenSha256)) {
+    throw new ApiError(401, 'WEFT_E_UNAUTHENTICATED', 'this call needs the admin token (Authorization: Bearer …; `weft server` wrote it to DATA/admin-token)');
+  }
+}
+
+async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new ApiError(413, 'WEFT_E_TOO_LARGE', `request body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new ApiError(400, 'WEFT_E_BAD_REQUEST', 'the request body is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', 'the request body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function stringField(body: Record<string, unknown>, name: string): string {
+  const v = body[name];
+  if (typeof v !== 'string' || v === '') throw new ApiError(400, 'WEFT_E_BAD_REQUEST', `"${name}" is required (a string)`);
+  return v;
+}
+
+function optionalString(body: Record<string, unknown>, name: string): string | undefined {
+  const v = body[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new ApiError(400, 'WEFT_E_BAD_REQUEST', `"${name}" must be a string`);
+  return v;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(`${JSON.stringify(body)}\n`);
+}

@@ -1,0 +1,148 @@
+import { createServer, type Server } from 'node:https';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { formatHostPort, type HostPort } from '../config/address.js';
+import { WeftError } from '../errors.js';
+import { writeNewCaDir } from '../pki/ca-dir.js';
+import { SelfIssuingSource } from '../pki/certificate-source.js';
+import { KEY_FILE_MODE, writeFileAtomic } from '../pki/files.js';
+import { loadIssuerDir, type Issuer } from '../pki/issuer.js';
+import { joinPem } from '../pki/pem.js';
+import { serviceSpiffeId } from '../pki/spiffe.js';
+import { tlsOptions } from '../proxy/tls.js';
+import { apiHandler } from './api.js';
+import { AuditLog } from './audit.js';
+import { TokenBucket } from './rate-limit.js';
+import { CsrSigner } from './signer.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import { JoinTokens, TOKEN_NAMESPACE } from './tokens.js';
+
+export interface ServerOptions {
+  /** State: the store, the CA (unless `caDir`), the admin token, the audit log. */
+  readonly dataDir: string;
+  /** A CA directory to sign with (`weft ca init`, or an intermediate from elsewhere). */
+  readonly caDir?: string;
+  /** Trust domain of a CA created at first start. */
+  readonly trustDomain: string;
+  readonly listen: HostPort;
+  readonly leafTtlMs: number;
+  /** CSR signings per second (and burst). */
+  readonly csrRate: number;
+  /** Extra DNS names and IP addresses for the API's certificate (localhost, 127.0.0.1 and the host name are always in). */
+  readonly serverNames: readonly string[];
+  readonly log: Logger;
+}
+
+/** A running control plane. */
+export interface RunningServer {
+  readonly address: HostPort;
+  readonly trustDomain: string;
+  readonly spiffeId: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `weft server`: opens the store, loads or creates the CA, the admin token and the
+ * API's own certificate (renewed like a sidecar's), and serves the HTTPS API.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { dataDir, log } = options;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const issuer = await loadOrCreateCa(options);
+  const trustDomain = issuer.trustDomain ?? options.trustDomain;
+  const adminToken = await loadOrCreateAdminToken(join(dataDir, 'admin-token'));
+  const store = SqliteStore.open({ dataDir });
+  const audit = new AuditLog(join(dataDir, 'audit.log'));
+  const spiffeId = serviceSpiffeId(trustDomain, TOKEN_NAMESPACE, 'weft-server');
+  const identity = new SelfIssuingSource({ issuer, spiffeId, ttlMs: options.leafTtlMs, log, hostNames: hostNames(options.serverNames) });
+  let server: Server | null = null;
+  try {
+    await identity.start();
+    const signer = new CsrSigner({ issuer, leafTtlMs: options.leafTtlMs, bucket: new TokenBucket(options.csrRate), audit });
+    const handler = apiHandler({
+      trustDomain,
+      signer,
+      tokens: new JoinTokens(store),
+      audit,
+      bundlePem: () => joinPem(issuer.bundlePems),
+      adminTokenSha256: createHash('sha256').update(adminToken).digest(),
+    });
+    // Client certificates are optional (enrollment has none yet) and checked per route.
+    const https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler);
+    server = https;
+    identity.subscribe((bundle) => https.setSecureContext(tlsOptions(bundle)));
+    const address = await listen(https, options.listen);
+    log.info({ listen: formatHostPort(address), trustDomain, spiffeId, data: dataDir }, 'server ready');
+    return {
+      address,
+      trustDomain,
+      spiffeId,
+      async close() {
+        identity.stop();
+        await new Promise<void>((resolve) => {
+          https.close(() => resolve());
+          https.closeAllConnections();
+        });
+        await store.close();
+      },
+    };
+  } catch (err) {
+    identity.stop();
+    server?.close();
+    await store.close();
+    throw err;
+  }
+}
+
+async function loadOrCreateCa(options: ServerOptions): Promise<Issuer> {
+  if (options.caDir !== undefined) return loadIssuerDir(options.caDir);
+  const dir = join(options.dataDir, 'ca');
+  if (!(await exists(join(dir, 'intermediate.key')))) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeNewCaDir(dir, { trustDomain: options.trustDomain });
+    options.log.info({ ca: dir, trustDomain: options.trustDomain }, 'created the CA (root and intermediate)');
+  }
+  return loadIssuerDir(dir, { role: 'intermediate' });
+}
+
+async function loadOrCreateAdminToken(file: string): Promise<string> {
+  if (await exists(file)) {
+    const token = (await readFile(file, 'utf8')).trim();
+    if (token === '') throw new WeftError('WEFT_E_ADMIN_TOKEN', `${file} is empty; delete it and restart to create a new admin token`);
+    return token;
+  }
+  const token = randomBytes(32).toString('base64url');
+  await writeFileAtomic(file, `${token}\n`, KEY_FILE_MODE);
+  return token;
+}
+
+function hostNames(extra: readonly string[]): { dnsNames: string[]; ips: string[] } {
+  const names = new Set(['localhost', hostname(), ...extra.filter((n) => !/^[\d.:]+$/.test(n))]);
+  const ips = new Set(['127.0.0.1', '::1', ...extra.filter((n) => /^[\d.:]+$/.test(n))]);
+  return { dnsNames: [...names], ips: [...ips] };
+}
+
+function listen(server: Server, address: HostPort): Promise<HostPort> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(new WeftError('WEFT_E_LISTEN', `the server cannot listen on ${formatHostPort(address)}: ${err.code === 'EADDRINUSE' ? 'the address is already in use' : err.message}`));
+    server.once('error', onError);
+    server.listen({ host: address.host, port: address.port }, () => {
+      server.removeListener('error', onError);
+      const a = server.address();
+      resolve(typeof a === 'object' && a !== null ? { host: a.address, port: a.port } : address);
+    });
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * `weft server` as a CA signer: a join token from `weft token create` enrolls one service
+ * (openssl makes the key and CSR, curl calls the API); tokens are single-use and scoped to
+ * their service; a sidecar renews with its certificate; signing is rate limited; every
+ * issuance and refusal is audited; the CA and token state survive a restart.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { runWeft, startWeft, tempDir } from '../helpers/weft.js';
+
+const run = promisify(execFile);
+
+async function startServer(t: TestContext, data: string, extra: string[] = []) {
+  const proc = startWeft(t, ['server', '--data', data, '--listen', '127.0.0.1:0', ...extra]);
+  const ready = await proc.waitFor('server ready');
+  return { proc, url: `https://${ready['listen'] as string}` };
+}
+
+/** curl with the server's CA; returns the HTTP status, headers and body. */
+async function curl(data: string, args: string[]): Promise<{ status: number; headers: string; body: string }> {
+  const { stdout } = await run('curl', ['-sS', '--max-time', '10', '--cacert', join(data, 'ca', 'bundle.pem'), '-D', '-', ...args]);
+  const split = stdout.indexOf('\r\n\r\n');
+  const headers = stdout.slice(0, split);
+  return { status: Number(/^HTTP\/\S+ (\d+)/.exec(headers)?.[1]), headers, body: stdout.slice(split + 4) };
+}
+
+/** A P-256 key and a CSR for `spiffeId`, made by openssl; returns the CSR's PEM. */
+async function opensslCsr(dir: string, name: string, spiffeId: string): Promise<string> {
+  await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`, '-addext', `subjectAltName=URI:${spiffeId}`], { cwd: dir });
+  return readFile(join(dir, `${name}.csr`), 'utf8');
+}
+
+async function createToken(url: string, data: string, args: string[]): Promise<string> {
+  const r = await runWeft(['token', 'create', '--server', url, '--data', data, ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /join token for spiffe:\/\//);
+  return r.stdout.trim();
+}
+
+const WEB = 'spiffe://weft.local/ns/default/svc/web';
+
+test('a join token enrolls its service once; the certificate verifies with openssl; refusals are audited', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  const { url } = await startServer(t, data);
+  const token = await createToken(url, data, ['--service', 'web']);
+  assert.match(token, /^wft\.[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
+
+  const csr = await opensslCsr(dir, 'web', WEB);
+  const enroll = (body: unknown) => curl(data, ['-H', 'content-type: application/json', '--data-binary', JSON.stringify(body), `${url}/v1/enroll`]);
+  const ok = await enroll({ token, csr });
+  assert.equal(ok.status, 200, ok.body);
+  const answer = JSON.parse(ok.body) as { spiffeId: string; certificate: string; bundle: string; notAfter: string };
+  assert.equal(answer.spiffeId, WEB);
+  await writeFile(join(dir, 'web.pem'), answer.certificate);
+  await writeFile(join(dir, 'bundle.pem'), answer.bundle);
+  const verified = await run('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', 'bundle.pem', '-untrusted', 'web.pem', 'web.pem'], { cwd: dir });
+  assert.match(verified.stdout, /web\.pem: OK/);
+  // The certificate certifies the key openssl made (the server never saw it).
+  const certKey = await run('openssl', ['x509', '-in', 'web.pem', '-noout', '-pubkey'], { cwd: dir });
+  const ownKey = await run('openssl', ['pkey', '-in', 'web.key', '-pubout'], { cwd: dir });
+  assert.equal(certKey.stdout, ownKey.stdout);
+
+  const again = await enroll({ token, csr });
+  assert.equal(again.status, 401, 'a one-use token enrolls once');
+  assert.match(again.body, /used up/);
+
+  const other = await createToken(url, data, ['--service', 'web', '--uses', '2']);
+  const admin = await enroll({ token: other, csr: await opensslCsr(dir, 'admin', 'spiffe://weft.local/ns/default/svc/admin') });
+  assert.equal(admin.status, 403, 'a token for web cannot enroll admin');
+  assert.match(admin.body, /WEFT_E_IDENTITY_MISMATCH/);
+  const forged = await enroll({ token: `${other.slice(0, -4)}AAAA`, csr });
+  assert.equal(forged.status, 401);
+  const garbage = await enroll({ token: other, csr: 'not a csr' });
+  assert.equal(garbage.status, 400);
+
+  const wrongAdmin = await curl(data, ['-H', 'authorization: Bearer nope', '--data-binary', '{"service":"web"}', `${url}/v1/tokens`]);
+  assert.equal(wrongAdmin.status, 401);
+
+  const audit = (await readFile(join(data, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const signed = audit.filter((e) => e['event'] === 'csr.signed');
+  assert.equal(signed.length, 1);
+  assert.equal(signed[0]!['spiffeId'], WEB);
+  assert.match(String(signed[0]!['serial']), /^[0-9a-f]+$/);
+  assert.ok(audit.filter((e) => e['event'] === 'csr.refused').length >= 3, JSON.stringify(audit));
+  assert.equal(audit.filter((e) => e['event'] === 'token.created').length, 2);
+  const text = await readFile(join(data, 'audit.log'), 'utf8');
+  assert.ok(!text.includes(token.split('.')[2]!) && !text.includes(other.split('.')[2]!), 'token secrets never reach the audit log');
+});
+
+test('a sidecar renews with its own certificate, only for its own identity, within the rate limit', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  const { url } = await startServer(t, data, ['--csr-rate', '3']);
+  const token = await createToken(url, data, ['--service', 'web']);
+  const csr = await opensslCsr(dir, 'web', WEB);
+  const first = await curl(data, ['--data-binary', JSON.stringify({ token, csr }), `${url}/v1/enroll`]);
+  assert.equal(first.status, 200, first.body);
+  await writeFile(join(dir, 'web.pem'), (JSON.parse(first.body) as { certificate: string }).certificate);
+  const mtls = ['--cert', join(dir, 'web.pem'), '--key', join(dir, 'web.key')];
+
+  const anonymous = await curl(data, ['--data-binary', JSON.stringify({ csr }), `${url}/v1/renew`]);
+  assert.equal(anonymous.status, 401, 'renewal needs a client certificate');
+  const renewed = await curl(data, [...mtls, '--data-binary', JSON.stringify({ csr: await opensslCsr(dir, 'web2', WEB) }), `${url}/v1/renew`]);
+  assert.equal(renewed.status, 200, renewed.body);
+  const other = await curl(data, [...mtls, '--data-binary', JSON.stringify({ csr: await opensslCsr(dir, 'db', 'spiffe://weft.local/ns/default/svc/db') }), `${url}/v1/renew`]);
+  assert.equal(other.status, 403, 'a certificate renews only its own identity');
+
+  // 3 per second: a burst of 8 meets 429 with Retry-After.
+  const burst = await Promise.all(Array.from({ length: 8 }, () => curl(data, [...mtls, '--data-binary', JSON.stringify({ csr }), `${url}/v1/renew`])));
+  const limited = burst.filter((r) => r.status === 429);
+  assert.ok(limited.length >= 3, `expected 429s in a burst of 8 at 3/s, got ${burst.map((r) => r.status).join(',')}`);
+  assert.match(limited[0]!.headers, /^retry-after: \d+\r?$/im);
+});
+
+test('a restart keeps the CA, the admin token and the tokens already spent', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  const first = await startServer(t, data);
+  const bundle = await readFile(join(data, 'ca', 'bundle.pem'), 'utf8');
+  const token = await createToken(first.url, data, ['--service', 'web']);
+  const csr = await opensslCsr(dir, 'web', WEB);
+  assert.equal((await curl(data, ['--data-binary', JSON.stringify({ token, csr }), `${first.url}/v1/enroll`])).status, 200);
+  assert.equal(await first.proc.stop(), 0);
+
+  const second = await startServer(t, data);
+  assert.equal(await readFile(join(data, 'ca', 'bundle.pem'), 'utf8'), bundle, 'the same CA');
+  const served = await curl(data, [`${second.url}/v1/ca/bundle`]);
+  assert.equal(served.body, bundle);
+  const reuse = await curl(data, ['--data-binary', JSON.stringify({ token, csr }), `${second.url}/v1/enroll`]);
+  assert.equal(reuse.status, 401, 'a spent token stays spent');
+  await createToken(second.url, data, ['--service', 'api']); // the admin token still works
+});
