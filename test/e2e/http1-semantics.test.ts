@@ -4,7 +4,7 @@
  * close-delimited responses, early responses, stale pooled connections and the header
  * timeout. Clients are curl and raw sockets, so what is checked is the bytes on the wire.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer as createNetServer, connect, type AddressInfo, type Socket } from 'node:net';
@@ -48,6 +48,16 @@ function raw(address: string, data: string, done: (received: string) => boolean 
 }
 
 const count = (text: string, what: RegExp) => (text.match(what) ?? []).length;
+
+/** One sidecar whose inbound listener takes plaintext (permissive) in front of `appAddress`; `limits` is YAML under `limits:`. */
+async function plainSidecar(t: TestContext, appAddress: string, limits = '') {
+  const dir = await tempDir(t);
+  const ca = await makeCa(dir);
+  const config = join(dir, 'api.yaml');
+  await writeFile(config, `service: api\nidentity:\n  issuer:\n    dir: ${ca}\ninbound:\n  listen: 127.0.0.1:0\n  app: ${appAddress}\n  mtls: permissive\n${limits ? `limits:\n${limits}` : ''}admin:\n  listen: 127.0.0.1:0\n`);
+  const sidecar = await startSidecar(t, ['-c', config]);
+  return { sidecar, inbound: sidecar.listeners['inbound']! };
+}
 
 test('chunked request and response bodies pass through with their trailers (curl --raw)', async (t) => {
   const { address } = await app(t, (req, res) => {
@@ -212,4 +222,15 @@ test('a request trickled one byte at a time, body included, is read and answered
   await new Promise((r) => socket.on('close', r));
   assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
   assert.ok(text.endsWith('got hello'), text);
+});
+
+test('thousands of pipelined requests refused in one write are all answered, and the sidecar survives', async (t) => {
+  const { address } = await app(t, (req, res) => res.end(`answer ${req.url}`));
+  const { sidecar, inbound } = await plainSidecar(t, address);
+  // HTTP/1.1 without Host: each gets a local 400 at once, keeping the connection.
+  const n = 4000;
+  const r = await raw(inbound, `${'GET / HTTP/1.1\r\n\r\n'.repeat(n)}GET /after HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n`, undefined, 10_000);
+  assert.equal(count(r.text, /HTTP\/1\.1 400 Bad Request\r\n/g), n);
+  assert.ok(r.text.endsWith('answer /after'), r.text.slice(-200));
+  assert.equal(sidecar.proc.child.exitCode, null, sidecar.proc.stderr());
 });

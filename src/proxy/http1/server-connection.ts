@@ -56,6 +56,8 @@ export class ServerConnection implements Downstream {
   #store: Buffer | null = null;
   /** Where the search for the end of the head resumes (bytes before it were searched). */
   #searched = 0;
+  /** #readHeads is on the stack: a request answered at once does not read the next one itself. */
+  #reading = false;
   #exchange: Exchange | null = null;
   #route: HttpRoute;
   readonly #framer = new BodyFramer();
@@ -134,7 +136,7 @@ export class ServerConnection implements Downstream {
       case C.Head:
         if (this.#headSince === 0) this.#headSince = this.#lastActivity;
         this.#append(chunk);
-        this.#readHead();
+        this.#readHeads();
         break;
       case C.Body:
         if (this.#pending === null && this.#upstreamReady && !this.#bodyPaused) {
@@ -183,7 +185,23 @@ export class ServerConnection implements Downstream {
     this.#searched = 0;
   }
 
-  #readHead(): void {
+  /**
+   * Reads the requests in #pending, one after the other while each is answered at once (a
+   * local reply). A loop, not a recursion through reply → exchangeFinished: a caller that
+   * pipelines thousands of refused requests in one write must not exhaust the stack.
+   */
+  #readHeads(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    try {
+      while (this.#state === C.Head && this.#pending !== null && this.#readHead());
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  /** Reads one request head from #pending and starts its exchange; false when no complete head was there. */
+  #readHead(): boolean {
     let buf = this.#pending!;
     // RFC 9112 §2.2: empty lines before a request line are ignored.
     let skip = 0;
@@ -203,11 +221,11 @@ export class ServerConnection implements Downstream {
       } else if (buf.indexOf(BARE_LF_END) >= 0) {
         this.reply(400, 'WEFT_E_BAD_REQUEST', 'bare LF in the message head (lines end with CRLF)', true);
       }
-      return;
+      return false;
     }
     if (end > limits.maxHeaderBytes) {
       this.reply(431, 'WEFT_E_HTTP_431', `request head larger than ${limits.maxHeaderBytes} bytes`, true);
-      return;
+      return false;
     }
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
     this.#clearPending();
@@ -217,9 +235,10 @@ export class ServerConnection implements Downstream {
     } catch (err) {
       if (!(err instanceof HeadError)) throw err;
       this.reply(err.status, err.code, err.message, true);
-      return;
+      return false;
     }
     this.#startExchange(head, rest);
+    return true;
   }
 
   #startExchange(head: RequestHead, rest: Buffer | null): void {
@@ -321,7 +340,7 @@ export class ServerConnection implements Downstream {
     if (this.socket.isPaused() && !this.#bodyPaused) this.socket.resume();
     if (this.#pending !== null) {
       this.#headSince = performance.now();
-      this.#readHead();
+      this.#readHeads();
     }
   }
 
