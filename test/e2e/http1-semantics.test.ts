@@ -234,3 +234,27 @@ test('thousands of pipelined requests refused in one write are all answered, and
   assert.ok(r.text.endsWith('answer /after'), r.text.slice(-200));
   assert.equal(sidecar.proc.child.exitCode, null, sidecar.proc.stderr());
 });
+
+test('a caller that pipelines requests but does not read the answers is not served without bound', async (t) => {
+  const body = 'z'.repeat(16 * 1024);
+  let served = 0;
+  const { address } = await app(t, (_req, res) => {
+    served++;
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  const { inbound } = await plainSidecar(t, address);
+  const [host, port] = inbound.split(':') as [string, string];
+  const socket = connect(Number(port), host);
+  t.after(() => socket.destroy());
+  socket.on('error', () => undefined);
+  socket.pause(); // never reads
+  // 4000 requests would be 64 MB of answers, all buffered by the sidecar if it kept
+  // reading requests while its answers pile up unread.
+  socket.write('GET / HTTP/1.1\r\nHost: api\r\n\r\n'.repeat(4000));
+  let last = -1;
+  while (served !== last) {
+    last = served;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(served < 1000, `the app served ${served} requests to a caller that reads nothing`);
+});

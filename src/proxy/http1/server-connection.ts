@@ -194,7 +194,17 @@ export class ServerConnection implements Downstream {
     if (this.#reading) return;
     this.#reading = true;
     try {
-      while (this.#state === C.Head && this.#pending !== null && this.#readHead());
+      while (this.#state === C.Head && this.#pending !== null) {
+        if (this.socket.writableNeedDrain) {
+          // The caller is not reading its answers: read its next request once they are
+          // flushed (#onDrain), so that the answers it does not read are not buffered
+          // without bound. Waiting for the caller counts as idle time, not head time.
+          this.socket.pause();
+          this.#headSince = 0;
+          return;
+        }
+        if (!this.#readHead()) return;
+      }
     } finally {
       this.#reading = false;
     }
@@ -391,7 +401,16 @@ export class ServerConnection implements Downstream {
   };
 
   readonly #onDrain = (): void => {
-    this.#exchange?.downstreamDrained();
+    if (this.#exchange !== null) {
+      this.#exchange.downstreamDrained();
+    } else if (this.#state === C.Head && this.socket.isPaused()) {
+      // #readHeads waited for the caller to read its answers.
+      this.socket.resume();
+      if (this.#pending !== null) {
+        this.#headSince = performance.now();
+        this.#readHeads();
+      }
+    }
   };
 
   readonly #onClose = (): void => {
