@@ -258,3 +258,22 @@ test('a caller that pipelines requests but does not read the answers is not serv
   }
   assert.ok(served < 1000, `the app served ${served} requests to a caller that reads nothing`);
 });
+
+test('a connection closed while its answers sit unread is destroyed after the idle timeout, not kept forever', async (t) => {
+  const body = 'z'.repeat(16 * 1024);
+  const { address } = await app(t, (_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body));
+  const { sidecar, inbound } = await plainSidecar(t, address, '  idleTimeout: 1s\n');
+  const [host, port] = inbound.split(':') as [string, string];
+  const socket = connect(Number(port), host);
+  t.after(() => socket.destroy());
+  socket.on('error', () => undefined);
+  socket.pause(); // never reads: the sidecar's writes to it stay buffered
+  socket.write('GET / HTTP/1.1\r\nHost: api\r\n\r\n'.repeat(2000));
+  const active = async () => metricValue((await admin(sidecar.admin, '/metrics')).body, 'weft_connections_active', { direction: 'inbound' });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await active(), 1);
+  // The idle timeout closes the connection; its unflushed answers must not keep it open.
+  const deadline = Date.now() + 6000;
+  while ((await active()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  assert.equal(await active(), 0, 'the connection is still open');
+});

@@ -69,6 +69,8 @@ export class ServerConnection implements Downstream {
   /** When the current head started arriving (0: no byte of it yet). */
   #headSince = 0;
   #lastActivity: number;
+  /** When #close asked for the connection to end once its answers are flushed (0: it did not). */
+  #closingSince = 0;
 
   constructor(socket: Socket, info: ConnectionInfo, ctx: HttpListenerContext) {
     this.socket = socket;
@@ -107,13 +109,18 @@ export class ServerConnection implements Downstream {
   /** Ends the connection once what was written is flushed (no lingering half-open sockets). */
   #close(): void {
     this.#state = C.Gone;
+    this.#closingSince = performance.now();
     this.socket.destroySoon();
   }
 
   /** Called by the listener's sweep about once a second. */
   checkTimeouts(now: number): void {
-    if (this.#state === C.Gone) return;
     const { headerTimeout, idleTimeout } = this.#route.limits;
+    if (this.#state === C.Gone) {
+      // destroySoon waits for the answers to be flushed: not forever for a caller that does not read them.
+      if (this.#closingSince > 0 && now - this.#closingSince > idleTimeout) this.socket.destroy();
+      return;
+    }
     if (this.#state === C.Head && this.#exchange === null) {
       if (this.#headSince > 0 && now - this.#headSince > headerTimeout) {
         this.reply(408, 'WEFT_E_HTTP_408', `the request head did not arrive within ${headerTimeout} ms`, true);
