@@ -277,3 +277,38 @@ test('a connection closed while its answers sit unread is destroyed after the id
   while ((await active()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   assert.equal(await active(), 0, 'the connection is still open');
 });
+
+test('pipelined requests sent before the caller half-closes are all answered, then the connection closes', async (t) => {
+  const { address } = await app(t, (req, res) => {
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => res.end(`answer ${req.url} ${body}\n`));
+  });
+  const { inbound } = await plainSidecar(t, address);
+  const [host, port] = inbound.split(':') as [string, string];
+  /** Writes `data`, shuts down the sending side, collects everything until the sidecar closes. */
+  const halfClose = (data: string) =>
+    new Promise<{ text: string; ms: number }>((resolve) => {
+      const started = Date.now();
+      const socket = connect({ port: Number(port), host, allowHalfOpen: true });
+      let text = '';
+      socket.on('data', (d) => (text += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve({ text, ms: Date.now() - started }));
+      socket.end(data, 'latin1');
+    });
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: api\r\n\r\n`;
+  // The first request: its end arrives while the sidecar is still connecting to the app.
+  const post = await halfClose('POST /0 HTTP/1.1\r\nHost: api\r\nContent-Length: 4\r\n\r\nbody');
+  assert.match(post.text, /answer \/0 body\n$/, post.text);
+  const all = await halfClose(`${get('/1')}${get('/2')}POST /3 HTTP/1.1\r\nHost: api\r\nContent-Length: 4\r\n\r\nbody`);
+  assert.deepEqual([...all.text.matchAll(/answer (\S+ ?\S*)\n/g)].map((m) => m[1]), ['/1 ', '/2 ', '/3 body']);
+  // What cannot be completed any more (a partial head, a body cut short) is dropped at once.
+  const partialHead = await halfClose(`${get('/1')}GET /2 HTTP/1.1\r\nHo`);
+  assert.equal(count(partialHead.text, /answer/g), 1, partialHead.text);
+  assert.ok(partialHead.ms < 3000, `closed after ${partialHead.ms} ms`);
+  const shortBody = await halfClose(`${get('/1')}POST /2 HTTP/1.1\r\nHost: api\r\nContent-Length: 10\r\n\r\nshort`);
+  assert.equal(count(shortBody.text, /answer/g), 1, shortBody.text);
+  assert.ok(shortBody.ms < 3000, `closed after ${shortBody.ms} ms`);
+});

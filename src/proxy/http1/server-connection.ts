@@ -237,6 +237,8 @@ export class ServerConnection implements Downstream {
         this.reply(431, 'WEFT_E_HTTP_431', `request head larger than ${limits.maxHeaderBytes} bytes`, true);
       } else if (buf.indexOf(BARE_LF_END) >= 0) {
         this.reply(400, 'WEFT_E_BAD_REQUEST', 'bare LF in the message head (lines end with CRLF)', true);
+      } else if (this.#peerEnded) {
+        this.#close(); // the caller ended in the middle of a head: the rest will not come
       }
       return false;
     }
@@ -307,9 +309,12 @@ export class ServerConnection implements Downstream {
   /** Feeds buffered body bytes to the exchange. */
   #pump(): void {
     const buf = this.#pending;
-    if (buf === null) return;
-    this.#clearPending();
-    this.#feedBody(buf);
+    if (buf !== null) {
+      this.#clearPending();
+      this.#feedBody(buf);
+    }
+    // A pipelined request read after the caller ended, whose body is not all here.
+    if (this.#peerEnded && this.#state === C.Body && this.#pending === null) this.#bodyCutOff();
   }
 
   #feedBody(buf: Buffer): void {
@@ -352,7 +357,8 @@ export class ServerConnection implements Downstream {
   exchangeFinished(close: boolean): void {
     this.#exchange = null;
     if (this.#state === C.Body) return this.#linger();
-    if (close || this.#route.draining.value || this.#peerEnded) return this.#close();
+    // A caller that ended its side still gets answers to the requests it sent before.
+    if (close || this.#route.draining.value || (this.#peerEnded && this.#pending === null)) return this.#close();
     this.#state = C.Head;
     if (this.socket.isPaused() && !this.#bodyPaused) this.socket.resume();
     if (this.#pending !== null) {
@@ -396,16 +402,22 @@ export class ServerConnection implements Downstream {
     if (this.#exchange === null) {
       // The caller is done and nothing is in flight (a partial head is dropped).
       this.#close();
-    } else if (this.#state === C.Body) {
-      // The request body was cut off: the upstream would wait for the rest forever.
-      const exchange = this.#exchange;
-      this.#exchange = null;
-      exchange.abort();
-      this.#state = C.Gone;
-      this.socket.destroy();
+    } else if (this.#state === C.Body && this.#pending === null) {
+      this.#bodyCutOff();
     }
-    // In Wait, the response still comes back; the connection ends after it.
+    // In Wait, the response still comes back; the connection ends after it (or after the
+    // requests pipelined behind it). Body bytes held for the upstream are fed first (#pump),
+    // and the request cut off then if they do not complete it.
   };
+
+  /** The caller ended in the middle of a request body: the upstream would wait for the rest forever. */
+  #bodyCutOff(): void {
+    const exchange = this.#exchange;
+    this.#exchange = null;
+    exchange?.abort();
+    this.#state = C.Gone;
+    this.socket.destroy();
+  }
 
   readonly #onDrain = (): void => {
     if (this.#exchange !== null) {
