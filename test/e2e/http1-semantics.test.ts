@@ -312,3 +312,14 @@ test('pipelined requests sent before the caller half-closes are all answered, th
   assert.equal(count(shortBody.text, /answer/g), 1, shortBody.text);
   assert.ok(shortBody.ms < 3000, `closed after ${shortBody.ms} ms`);
 });
+
+test('a local reply after a HEAD request on the same connection has its body', async (t) => {
+  const { address } = await app(t, (_req, res) => res.writeHead(200, { 'content-length': 5 }).end('hello'));
+  const { inbound } = await plainSidecar(t, address, '  headerTimeout: 1s\n');
+  // The HEAD is answered, then the next head never completes: 408, whose body must be there.
+  const r = await raw(inbound, 'HEAD / HTTP/1.1\r\nHost: api\r\n\r\nGET / HTTP/1.1\r\n', undefined, 5000);
+  assert.ok(r.closed);
+  const reply = r.text.slice(r.text.indexOf('HTTP/1.1 408'));
+  const length = Number(/content-length: (\d+)/.exec(reply)?.[1]);
+  assert.equal(reply.slice(reply.indexOf('\r\n\r\n') + 4).length, length, JSON.stringify(r.text));
+});

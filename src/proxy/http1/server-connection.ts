@@ -356,6 +356,7 @@ export class ServerConnection implements Downstream {
 
   exchangeFinished(close: boolean): void {
     this.#exchange = null;
+    this.#headMethod = false; // a local reply from now on answers the next request
     if (this.#state === C.Body) return this.#linger();
     // A caller that ended its side still gets answers to the requests it sent before.
     if (close || this.#route.draining.value || (this.#peerEnded && this.#pending === null)) return this.#close();
