@@ -4,7 +4,7 @@
  * close-delimited responses, early responses, stale pooled connections and the header
  * timeout. Clients are curl and raw sockets, so what is checked is the bytes on the wire.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer as createNetServer, connect, type AddressInfo, type Socket } from 'node:net';
@@ -48,6 +48,16 @@ function raw(address: string, data: string, done: (received: string) => boolean 
 }
 
 const count = (text: string, what: RegExp) => (text.match(what) ?? []).length;
+
+/** One sidecar whose inbound listener takes plaintext (permissive) in front of `appAddress`; `limits` is YAML under `limits:`. */
+async function plainSidecar(t: TestContext, appAddress: string, limits = '') {
+  const dir = await tempDir(t);
+  const ca = await makeCa(dir);
+  const config = join(dir, 'api.yaml');
+  await writeFile(config, `service: api\nidentity:\n  issuer:\n    dir: ${ca}\ninbound:\n  listen: 127.0.0.1:0\n  app: ${appAddress}\n  mtls: permissive\n${limits ? `limits:\n${limits}` : ''}admin:\n  listen: 127.0.0.1:0\n`);
+  const sidecar = await startSidecar(t, ['-c', config]);
+  return { sidecar, inbound: sidecar.listeners['inbound']! };
+}
 
 test('chunked request and response bodies pass through with their trailers (curl --raw)', async (t) => {
   const { address } = await app(t, (req, res) => {
@@ -212,4 +222,104 @@ test('a request trickled one byte at a time, body included, is read and answered
   await new Promise((r) => socket.on('close', r));
   assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
   assert.ok(text.endsWith('got hello'), text);
+});
+
+test('thousands of pipelined requests refused in one write are all answered, and the sidecar survives', async (t) => {
+  const { address } = await app(t, (req, res) => res.end(`answer ${req.url}`));
+  const { sidecar, inbound } = await plainSidecar(t, address);
+  // HTTP/1.1 without Host: each gets a local 400 at once, keeping the connection.
+  const n = 4000;
+  const r = await raw(inbound, `${'GET / HTTP/1.1\r\n\r\n'.repeat(n)}GET /after HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n`, undefined, 10_000);
+  assert.equal(count(r.text, /HTTP\/1\.1 400 Bad Request\r\n/g), n);
+  assert.ok(r.text.endsWith('answer /after'), r.text.slice(-200));
+  assert.equal(sidecar.proc.child.exitCode, null, sidecar.proc.stderr());
+});
+
+test('a caller that pipelines requests but does not read the answers is not served without bound', async (t) => {
+  const body = 'z'.repeat(16 * 1024);
+  let served = 0;
+  const { address } = await app(t, (_req, res) => {
+    served++;
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  const { inbound } = await plainSidecar(t, address);
+  const [host, port] = inbound.split(':') as [string, string];
+  const socket = connect(Number(port), host);
+  t.after(() => socket.destroy());
+  socket.on('error', () => undefined);
+  socket.pause(); // never reads
+  // 4000 requests would be 64 MB of answers, all buffered by the sidecar if it kept
+  // reading requests while its answers pile up unread.
+  socket.write('GET / HTTP/1.1\r\nHost: api\r\n\r\n'.repeat(4000));
+  let last = -1;
+  while (served !== last) {
+    last = served;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(served < 1000, `the app served ${served} requests to a caller that reads nothing`);
+});
+
+test('a connection closed while its answers sit unread is destroyed after the idle timeout, not kept forever', async (t) => {
+  const body = 'z'.repeat(16 * 1024);
+  const { address } = await app(t, (_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body));
+  const { sidecar, inbound } = await plainSidecar(t, address, '  idleTimeout: 1s\n');
+  const [host, port] = inbound.split(':') as [string, string];
+  const socket = connect(Number(port), host);
+  t.after(() => socket.destroy());
+  socket.on('error', () => undefined);
+  socket.pause(); // never reads: the sidecar's writes to it stay buffered
+  socket.write('GET / HTTP/1.1\r\nHost: api\r\n\r\n'.repeat(2000));
+  const active = async () => metricValue((await admin(sidecar.admin, '/metrics')).body, 'weft_connections_active', { direction: 'inbound' });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await active(), 1);
+  // The idle timeout closes the connection; its unflushed answers must not keep it open.
+  const deadline = Date.now() + 6000;
+  while ((await active()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  assert.equal(await active(), 0, 'the connection is still open');
+});
+
+test('pipelined requests sent before the caller half-closes are all answered, then the connection closes', async (t) => {
+  const { address } = await app(t, (req, res) => {
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => res.end(`answer ${req.url} ${body}\n`));
+  });
+  const { inbound } = await plainSidecar(t, address);
+  const [host, port] = inbound.split(':') as [string, string];
+  /** Writes `data`, shuts down the sending side, collects everything until the sidecar closes. */
+  const halfClose = (data: string) =>
+    new Promise<{ text: string; ms: number }>((resolve) => {
+      const started = Date.now();
+      const socket = connect({ port: Number(port), host, allowHalfOpen: true });
+      let text = '';
+      socket.on('data', (d) => (text += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve({ text, ms: Date.now() - started }));
+      socket.end(data, 'latin1');
+    });
+  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: api\r\n\r\n`;
+  // The first request: its end arrives while the sidecar is still connecting to the app.
+  const post = await halfClose('POST /0 HTTP/1.1\r\nHost: api\r\nContent-Length: 4\r\n\r\nbody');
+  assert.match(post.text, /answer \/0 body\n$/, post.text);
+  const all = await halfClose(`${get('/1')}${get('/2')}POST /3 HTTP/1.1\r\nHost: api\r\nContent-Length: 4\r\n\r\nbody`);
+  assert.deepEqual([...all.text.matchAll(/answer (\S+ ?\S*)\n/g)].map((m) => m[1]), ['/1 ', '/2 ', '/3 body']);
+  // What cannot be completed any more (a partial head, a body cut short) is dropped at once.
+  const partialHead = await halfClose(`${get('/1')}GET /2 HTTP/1.1\r\nHo`);
+  assert.equal(count(partialHead.text, /answer/g), 1, partialHead.text);
+  assert.ok(partialHead.ms < 3000, `closed after ${partialHead.ms} ms`);
+  const shortBody = await halfClose(`${get('/1')}POST /2 HTTP/1.1\r\nHost: api\r\nContent-Length: 10\r\n\r\nshort`);
+  assert.equal(count(shortBody.text, /answer/g), 1, shortBody.text);
+  assert.ok(shortBody.ms < 3000, `closed after ${shortBody.ms} ms`);
+});
+
+test('a local reply after a HEAD request on the same connection has its body', async (t) => {
+  const { address } = await app(t, (_req, res) => res.writeHead(200, { 'content-length': 5 }).end('hello'));
+  const { inbound } = await plainSidecar(t, address, '  headerTimeout: 1s\n');
+  // The HEAD is answered, then the next head never completes: 408, whose body must be there.
+  const r = await raw(inbound, 'HEAD / HTTP/1.1\r\nHost: api\r\n\r\nGET / HTTP/1.1\r\n', undefined, 5000);
+  assert.ok(r.closed);
+  const reply = r.text.slice(r.text.indexOf('HTTP/1.1 408'));
+  const length = Number(/content-length: (\d+)/.exec(reply)?.[1]);
+  assert.equal(reply.slice(reply.indexOf('\r\n\r\n') + 4).length, length, JSON.stringify(r.text));
 });

@@ -173,6 +173,11 @@ test('where the proxy accepts a request, Node reads the same message boundary', 
     'GET /fold HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n Content-Length: 3\r\n\r\nabc',
     'GET /space-colon HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc',
     'GET /nul HTTP/1.1\r\nHost: x\r\nX-A: \x00\r\n\r\n',
+    'POST /size-garbage HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1 2\r\na\r\n0\r\n\r\n',
+    'POST /size-ws HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1 \r\na\r\n0\r\n\r\n',
+    'POST /size-ws-ext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1 ;a=b\r\na\r\n0\r\n\r\n',
+    'POST /trailer-no-colon HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nfoo\r\n\r\n',
+    'POST /trailer-fold HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx: 1\r\n y\r\n\r\n',
   ];
   for (const raw of corpus) {
     const ours = proxyReading(raw);

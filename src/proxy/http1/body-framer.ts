@@ -6,8 +6,9 @@ import { HeadError } from './head.js';
  *
  * - `length`: Content-Length bytes.
  * - `chunked`: RFC 9112 §7.1 chunked coding, validated strictly as it passes (hex sizes of
- *   at most 15 digits, CRLF line ends, no control characters in extensions or trailers, a
- *   bounded trailer section), so that the proxy and the app agree on where it ends.
+ *   at most 15 digits and no whitespace after them, CRLF line ends, no control characters in
+ *   extensions or trailers, trailer lines with a name and a colon and no folding, a bounded
+ *   trailer section), so that the proxy and the app agree on where it ends.
  * - `close`: everything until the connection closes (responses without framing).
  * - `none`: no body.
  */
@@ -35,6 +36,8 @@ export class BodyFramer {
   #state = S.Done;
   #digits = 0;
   #trailerBytes = 0;
+  /** The trailer line being read has had its colon. */
+  #colon = false;
   #maxTrailerBytes = 0;
   #request = true;
 
@@ -92,7 +95,9 @@ export class BodyFramer {
             this.#remaining = this.#remaining * 16 + v;
           } else if (this.#digits === 0) {
             throw this.#fail('chunk size missing');
-          } else if (c === 0x3b /* ; */ || c === 0x20 || c === 0x09) {
+          } else if (c === 0x3b /* ; */) {
+            // No whitespace after the size: "1 2" could be read as 0x12 by a lenient parser,
+            // and llhttp refuses even the BWS before ";" that RFC 9112 allows.
             this.#state = S.SizeExt;
           } else if (c === 0x0d) {
             this.#state = S.SizeLf;
@@ -130,15 +135,21 @@ export class BodyFramer {
           if (buf[i] === 0x0d) {
             this.#state = S.LastLf;
             i++;
+          } else if (buf[i] === 0x20 || buf[i] === 0x09 || buf[i] === 0x3a) {
+            throw this.#fail('a trailer line starts with whitespace (obsolete folding) or has no name');
           } else {
+            this.#colon = false;
             this.#state = S.Trailer;
           }
           break;
         case S.Trailer: {
           const c = buf[i]!;
           if (++this.#trailerBytes > this.#maxTrailerBytes) throw this.#fail('trailer section too large');
-          if (c === 0x0d) this.#state = S.TrailerLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.#fail('invalid character in a trailer');
+          if (c === 0x3a) this.#colon = true;
+          if (c === 0x0d) {
+            if (!this.#colon) throw this.#fail('a trailer line has no colon');
+            this.#state = S.TrailerLf;
+          } else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.#fail('invalid character in a trailer');
           i++;
           break;
         }

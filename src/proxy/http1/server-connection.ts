@@ -56,6 +56,8 @@ export class ServerConnection implements Downstream {
   #store: Buffer | null = null;
   /** Where the search for the end of the head resumes (bytes before it were searched). */
   #searched = 0;
+  /** #readHeads is on the stack: a request answered at once does not read the next one itself. */
+  #reading = false;
   #exchange: Exchange | null = null;
   #route: HttpRoute;
   readonly #framer = new BodyFramer();
@@ -67,6 +69,8 @@ export class ServerConnection implements Downstream {
   /** When the current head started arriving (0: no byte of it yet). */
   #headSince = 0;
   #lastActivity: number;
+  /** When #close asked for the connection to end once its answers are flushed (0: it did not). */
+  #closingSince = 0;
 
   constructor(socket: Socket, info: ConnectionInfo, ctx: HttpListenerContext) {
     this.socket = socket;
@@ -105,13 +109,18 @@ export class ServerConnection implements Downstream {
   /** Ends the connection once what was written is flushed (no lingering half-open sockets). */
   #close(): void {
     this.#state = C.Gone;
+    this.#closingSince = performance.now();
     this.socket.destroySoon();
   }
 
   /** Called by the listener's sweep about once a second. */
   checkTimeouts(now: number): void {
-    if (this.#state === C.Gone) return;
     const { headerTimeout, idleTimeout } = this.#route.limits;
+    if (this.#state === C.Gone) {
+      // destroySoon waits for the answers to be flushed: not forever for a caller that does not read them.
+      if (this.#closingSince > 0 && now - this.#closingSince > idleTimeout) this.socket.destroy();
+      return;
+    }
     if (this.#state === C.Head && this.#exchange === null) {
       if (this.#headSince > 0 && now - this.#headSince > headerTimeout) {
         this.reply(408, 'WEFT_E_HTTP_408', `the request head did not arrive within ${headerTimeout} ms`, true);
@@ -134,7 +143,7 @@ export class ServerConnection implements Downstream {
       case C.Head:
         if (this.#headSince === 0) this.#headSince = this.#lastActivity;
         this.#append(chunk);
-        this.#readHead();
+        this.#readHeads();
         break;
       case C.Body:
         if (this.#pending === null && this.#upstreamReady && !this.#bodyPaused) {
@@ -183,7 +192,33 @@ export class ServerConnection implements Downstream {
     this.#searched = 0;
   }
 
-  #readHead(): void {
+  /**
+   * Reads the requests in #pending, one after the other while each is answered at once (a
+   * local reply). A loop, not a recursion through reply → exchangeFinished: a caller that
+   * pipelines thousands of refused requests in one write must not exhaust the stack.
+   */
+  #readHeads(): void {
+    if (this.#reading) return;
+    this.#reading = true;
+    try {
+      while (this.#state === C.Head && this.#pending !== null) {
+        if (this.socket.writableNeedDrain) {
+          // The caller is not reading its answers: read its next request once they are
+          // flushed (#onDrain), so that the answers it does not read are not buffered
+          // without bound. Waiting for the caller counts as idle time, not head time.
+          this.socket.pause();
+          this.#headSince = 0;
+          return;
+        }
+        if (!this.#readHead()) return;
+      }
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  /** Reads one request head from #pending and starts its exchange; false when no complete head was there. */
+  #readHead(): boolean {
     let buf = this.#pending!;
     // RFC 9112 §2.2: empty lines before a request line are ignored.
     let skip = 0;
@@ -202,12 +237,14 @@ export class ServerConnection implements Downstream {
         this.reply(431, 'WEFT_E_HTTP_431', `request head larger than ${limits.maxHeaderBytes} bytes`, true);
       } else if (buf.indexOf(BARE_LF_END) >= 0) {
         this.reply(400, 'WEFT_E_BAD_REQUEST', 'bare LF in the message head (lines end with CRLF)', true);
+      } else if (this.#peerEnded) {
+        this.#close(); // the caller ended in the middle of a head: the rest will not come
       }
-      return;
+      return false;
     }
     if (end > limits.maxHeaderBytes) {
       this.reply(431, 'WEFT_E_HTTP_431', `request head larger than ${limits.maxHeaderBytes} bytes`, true);
-      return;
+      return false;
     }
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null;
     this.#clearPending();
@@ -217,9 +254,10 @@ export class ServerConnection implements Downstream {
     } catch (err) {
       if (!(err instanceof HeadError)) throw err;
       this.reply(err.status, err.code, err.message, true);
-      return;
+      return false;
     }
     this.#startExchange(head, rest);
+    return true;
   }
 
   #startExchange(head: RequestHead, rest: Buffer | null): void {
@@ -271,9 +309,12 @@ export class ServerConnection implements Downstream {
   /** Feeds buffered body bytes to the exchange. */
   #pump(): void {
     const buf = this.#pending;
-    if (buf === null) return;
-    this.#clearPending();
-    this.#feedBody(buf);
+    if (buf !== null) {
+      this.#clearPending();
+      this.#feedBody(buf);
+    }
+    // A pipelined request read after the caller ended, whose body is not all here.
+    if (this.#peerEnded && this.#state === C.Body && this.#pending === null) this.#bodyCutOff();
   }
 
   #feedBody(buf: Buffer): void {
@@ -315,13 +356,15 @@ export class ServerConnection implements Downstream {
 
   exchangeFinished(close: boolean): void {
     this.#exchange = null;
+    this.#headMethod = false; // a local reply from now on answers the next request
     if (this.#state === C.Body) return this.#linger();
-    if (close || this.#route.draining.value || this.#peerEnded) return this.#close();
+    // A caller that ended its side still gets answers to the requests it sent before.
+    if (close || this.#route.draining.value || (this.#peerEnded && this.#pending === null)) return this.#close();
     this.#state = C.Head;
     if (this.socket.isPaused() && !this.#bodyPaused) this.socket.resume();
     if (this.#pending !== null) {
       this.#headSince = performance.now();
-      this.#readHead();
+      this.#readHeads();
     }
   }
 
@@ -360,19 +403,34 @@ export class ServerConnection implements Downstream {
     if (this.#exchange === null) {
       // The caller is done and nothing is in flight (a partial head is dropped).
       this.#close();
-    } else if (this.#state === C.Body) {
-      // The request body was cut off: the upstream would wait for the rest forever.
-      const exchange = this.#exchange;
-      this.#exchange = null;
-      exchange.abort();
-      this.#state = C.Gone;
-      this.socket.destroy();
+    } else if (this.#state === C.Body && this.#pending === null) {
+      this.#bodyCutOff();
     }
-    // In Wait, the response still comes back; the connection ends after it.
+    // In Wait, the response still comes back; the connection ends after it (or after the
+    // requests pipelined behind it). Body bytes held for the upstream are fed first (#pump),
+    // and the request cut off then if they do not complete it.
   };
 
+  /** The caller ended in the middle of a request body: the upstream would wait for the rest forever. */
+  #bodyCutOff(): void {
+    const exchange = this.#exchange;
+    this.#exchange = null;
+    exchange?.abort();
+    this.#state = C.Gone;
+    this.socket.destroy();
+  }
+
   readonly #onDrain = (): void => {
-    this.#exchange?.downstreamDrained();
+    if (this.#exchange !== null) {
+      this.#exchange.downstreamDrained();
+    } else if (this.#state === C.Head && this.socket.isPaused()) {
+      // #readHeads waited for the caller to read its answers.
+      this.socket.resume();
+      if (this.#pending !== null) {
+        this.#headSince = performance.now();
+        this.#readHeads();
+      }
+    }
   };
 
   readonly #onClose = (): void => {
