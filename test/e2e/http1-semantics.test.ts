@@ -323,3 +323,18 @@ test('a local reply after a HEAD request on the same connection has its body', a
   const length = Number(/content-length: (\d+)/.exec(reply)?.[1]);
   assert.equal(reply.slice(reply.indexOf('\r\n\r\n') + 4).length, length, JSON.stringify(r.text));
 });
+
+test('a request with two Host headers is refused with 400 before the app', async (t) => {
+  let seen = 0;
+  const { address } = await app(t, (_req, res) => {
+    seen++;
+    res.end('ok');
+  });
+  const { outbound } = await pair(t, address);
+  const r = await raw(outbound, 'GET / HTTP/1.1\r\nHost: api\r\nHost: evil\r\n\r\n', (s) => s.includes('\r\n\r\n') && /\n$/.test(s));
+  assert.match(r.text, /^HTTP\/1\.1 400 /, r.text);
+  assert.match(r.text, /several Host headers/);
+  assert.equal(seen, 0);
+  const ok = await raw(outbound, 'GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n');
+  assert.match(ok.text, /^HTTP\/1\.1 200 /, 'one Host is fine');
+});

@@ -156,6 +156,11 @@ test('where the proxy accepts a request, Node reads the same message boundary', 
 
   const corpus = [
     'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+    'POST /ext-token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b;c\r\nx\r\n0\r\n\r\n',
+    'POST /ext-quoted HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a="b \\" c"\r\nx\r\n0\r\n\r\n',
+    'POST /ext-space HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a b\r\nx\r\n0\r\n\r\n',
+    'POST /ext-noname HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;=b\r\nx\r\n0\r\n\r\n',
+    'POST /ext-novalue HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a=\r\nx\r\n0\r\n\r\n',
     'POST /cl HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello',
     'POST /zero HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n',
     'POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n',

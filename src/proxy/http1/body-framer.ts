@@ -28,13 +28,30 @@ const enum S {
   Done,
 }
 
-const MAX_SIZE_DIGITS = 15;
+/** 13 hex digits: sizes stay below 2^52, exact in a JS number. */
+const MAX_SIZE_DIGITS = 13;
+
+/** Where a chunk extension (`;name[=token|"quoted"]`, no whitespace, as llhttp reads it) is. */
+const enum X {
+  Name,
+  NameMore,
+  ValueStart,
+  Token,
+  Quoted,
+  Escape,
+  AfterQuoted,
+}
+
+/** tchar (RFC 9110 §5.6.2) by byte. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
 
 export class BodyFramer {
   #framing: Framing = 'none';
   #remaining = 0;
   #state = S.Done;
   #digits = 0;
+  #ext = X.Name;
   #trailerBytes = 0;
   /** The trailer line being read has had its colon. */
   #colon = false;
@@ -99,6 +116,7 @@ export class BodyFramer {
             // No whitespace after the size: "1 2" could be read as 0x12 by a lenient parser,
             // and llhttp refuses even the BWS before ";" that RFC 9112 allows.
             this.#state = S.SizeExt;
+            this.#ext = X.Name;
           } else if (c === 0x0d) {
             this.#state = S.SizeLf;
           } else {
@@ -107,13 +125,10 @@ export class BodyFramer {
           i++;
           break;
         }
-        case S.SizeExt: {
-          const c = buf[i]!;
-          if (c === 0x0d) this.#state = S.SizeLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw this.#fail('invalid character in a chunk extension');
+        case S.SizeExt:
+          this.#extension(buf[i]!);
           i++;
           break;
-        }
         case S.SizeLf:
           if (buf[i] !== 0x0a) throw this.#fail('chunk size line does not end with CRLF');
           i++;
@@ -166,6 +181,47 @@ export class BodyFramer {
       }
     }
     return i - start;
+  }
+
+  /** One byte of a chunk extension: `;name`, `;name=token` or `;name="quoted"`, repeated, then CR. */
+  #extension(c: number): void {
+    const bad = () => this.#fail('malformed chunk extension');
+    switch (this.#ext) {
+      case X.Name:
+        if (TCHAR[c] !== 1) throw bad();
+        this.#ext = X.NameMore;
+        return;
+      case X.NameMore:
+      case X.Token:
+        if (TCHAR[c] === 1) return;
+        if (c === 0x3d /* = */ && this.#ext === X.NameMore) this.#ext = X.ValueStart;
+        else this.#extensionEnd(c);
+        return;
+      case X.ValueStart:
+        if (c === 0x22 /* " */) this.#ext = X.Quoted;
+        else if (TCHAR[c] === 1) this.#ext = X.Token;
+        else throw bad();
+        return;
+      case X.Quoted:
+        if (c === 0x22) this.#ext = X.AfterQuoted;
+        else if (c === 0x5c /* \ */) this.#ext = X.Escape;
+        else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw bad();
+        return;
+      case X.Escape:
+        if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw bad();
+        this.#ext = X.Quoted;
+        return;
+      case X.AfterQuoted:
+        this.#extensionEnd(c);
+        return;
+    }
+  }
+
+  /** After an extension: another one, or the end of the size line. */
+  #extensionEnd(c: number): void {
+    if (c === 0x3b) this.#ext = X.Name;
+    else if (c === 0x0d) this.#state = S.SizeLf;
+    else throw this.#fail('malformed chunk extension');
   }
 
   #fail(message: string): HeadError {

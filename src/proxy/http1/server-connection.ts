@@ -272,7 +272,9 @@ export class ServerConnection implements Downstream {
     this.#framer.reset(framing, head.contentLength, route.limits.maxHeaderBytes, true);
     // A refused request with a body ends the connection: its body is not read.
     const refuse = (status: number, code: string, message: string) => this.reply(status, code, message, framing !== 'none');
-    if (head.minor === 1 && !head.lower.includes('host')) return refuse(400, 'WEFT_E_BAD_REQUEST', 'HTTP/1.1 request without a Host header');
+    const host = head.lower.indexOf('host');
+    if (head.minor === 1 && host < 0) return refuse(400, 'WEFT_E_BAD_REQUEST', 'HTTP/1.1 request without a Host header');
+    if (host >= 0 && head.lower.indexOf('host', host + 1) >= 0) return refuse(400, 'WEFT_E_BAD_REQUEST', 'several Host headers (RFC 9112 §3.2)');
     if (head.method === 'CONNECT') return refuse(501, 'WEFT_E_METHOD', 'CONNECT is not supported by the sidecar');
     if (!admitted(route.admission, this.info)) {
       return refuse(403, 'WEFT_E_FORBIDDEN', `caller ${this.info.peer.spiffeId ?? '(plaintext)'} is not allowed by inbound.allow`);
