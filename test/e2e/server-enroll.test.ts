@@ -80,6 +80,11 @@ test('a join token enrolls its service once; the certificate verifies with opens
 
   const wrongAdmin = await curl(data, ['-H', 'authorization: Bearer nope', '--data-binary', '{"service":"web"}', `${url}/v1/tokens`]);
   assert.equal(wrongAdmin.status, 401);
+  const noAdmin = await curl(data, ['--data-binary', '{"service":"web"}', `${url}/v1/tokens`]);
+  assert.equal(noAdmin.status, 401);
+  for (const answer of [ok, again, admin, forged, garbage, wrongAdmin, noAdmin]) {
+    assert.ok(!/PRIVATE KEY/.test(answer.body), 'no API answer carries a private key');
+  }
 
   const audit = (await readFile(join(data, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const signed = audit.filter((e) => e['event'] === 'csr.signed');
