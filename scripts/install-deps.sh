@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(iproute2 tcpdump openssl curl redis-server redis-tools nftables procps ca-certificates)
+# g++, make and python3 build better-sqlite3 from source when npm cannot download its prebuilt binary.
+packages=(iproute2 tcpdump openssl curl redis-server redis-tools nftables procps ca-certificates g++ make python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
