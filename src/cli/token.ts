@@ -46,10 +46,10 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   const server = new URL(values.server ?? process.env['WEFT_SERVER'] ?? 'https://127.0.0.1:8443');
   const tokenFile = values['admin-token-file'] ?? (values.data !== undefined ? join(values.data, 'admin-token') : undefined);
   const caFile = values['ca-file'] ?? process.env['WEFT_CA_FILE'] ?? (values.data !== undefined ? join(values.data, 'ca', 'bundle.pem') : undefined);
-  const adminToken = tokenFile !== undefined ? (await readFile(tokenFile, 'utf8')).trim() : process.env['WEFT_ADMIN_TOKEN'];
+  const adminToken = tokenFile !== undefined ? (await readInput(tokenFile, 'the admin token')).trim() : process.env['WEFT_ADMIN_TOKEN'];
   if (adminToken === undefined || adminToken === '') throw new WeftError('WEFT_E_USAGE', 'the admin token is needed: --data DIR, --admin-token-file FILE or WEFT_ADMIN_TOKEN');
   if (caFile === undefined) throw new WeftError('WEFT_E_USAGE', 'the CA bundle is needed to verify the server: --data DIR, --ca-file FILE or WEFT_CA_FILE');
-  const ca = await readFile(caFile, 'utf8');
+  const ca = await readInput(caFile, 'the CA bundle');
   const body = JSON.stringify({ service, namespace: values.namespace, ttl: values.ttl, uses: uses === 0 ? null : uses });
   const answer = await post(new URL('/v1/tokens', server), body, { authorization: `Bearer ${adminToken}` }, ca);
   if (answer.status !== 201) {
@@ -60,6 +60,15 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   process.stdout.write(`${created.token}\n`);
   process.stderr.write(`join token for ${created.spiffeId}, valid until ${created.expiresAt}\n`);
   return 0;
+}
+
+async function readInput(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new WeftError('WEFT_E_USAGE', `cannot read ${what} from ${file} (${code ?? (err as Error).message}); check --data, --admin-token-file or --ca-file`);
+  }
 }
 
 function post(url: URL, body: string, headers: Record<string, string>, ca: string): Promise<{ status: number; json: unknown }> {

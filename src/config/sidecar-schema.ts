@@ -2,12 +2,11 @@ import { z } from 'zod';
 import { parseDuration } from '../duration.js';
 import { parseHostPort, isLoopback, type HostPort } from './address.js';
 import { parseSpiffeId } from '../pki/spiffe.js';
+import { NAME } from './names.js';
 
 // The configuration is validated once at start and on each reload: zod's JIT (code generated
 // with new Function on an object schema's first parse) costs more than it saves there.
 z.config({ jitless: true });
-
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const name = (what: string) =>
   z.string().regex(NAME, `${what} must be lowercase letters, digits and '-' (DNS label, at most 63 characters)`);

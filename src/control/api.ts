@@ -5,6 +5,7 @@ import { isWeftError } from '../errors.js';
 import { parseCsr } from '../pki/csr.js';
 import { serviceSpiffeId } from '../pki/spiffe.js';
 import { parseDuration } from '../duration.js';
+import { nameProblem } from '../config/names.js';
 import { peerSpiffeId } from '../proxy/tls.js';
 import type { AuditLog } from './audit.js';
 import { SignRefused, type CsrSigner } from './signer.js';
@@ -111,7 +112,10 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     if (uses !== null && (typeof uses !== 'number' || !Number.isInteger(uses) || uses < 1)) {
       throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"uses" must be a positive integer, or null for unlimited');
     }
-    const spiffeId = serviceSpiffeId(deps.trustDomain, namespace, service); // validates the names
+    for (const problem of [nameProblem('"service"', service), nameProblem('"namespace"', namespace)]) {
+      if (problem !== null) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', problem);
+    }
+    const spiffeId = serviceSpiffeId(deps.trustDomain, namespace, service);
     const created = await deps.tokens.create({ service, namespace, ttlMs, uses });
     deps.audit.record({ event: 'token.created', via: 'admin', remote, spiffeId, tokenId: created.tokenId });
     send(res, 201, { token: created.token, tokenId: created.tokenId, spiffeId, expiresAt: created.expiresAt.toISOString(), uses });

@@ -140,3 +140,22 @@ test('a restart keeps the CA, the admin token and the tokens already spent', asy
   assert.equal(reuse.status, 401, 'a spent token stays spent');
   await createToken(second.url, data, ['--service', 'api']); // the admin token still works
 });
+
+test('weft token create says what is wrong: a missing file, a wrong admin token, an unreachable server', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  const { url } = await startServer(t, data);
+  const missing = await runWeft(['token', 'create', '--service', 'web', '--server', url, '--admin-token-file', join(dir, 'nope')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /cannot read the admin token from .*nope \(ENOENT\)/);
+  await writeFile(join(dir, 'wrong'), 'not-the-token\n');
+  const wrong = await runWeft(['token', 'create', '--service', 'web', '--server', url, '--admin-token-file', join(dir, 'wrong'), '--ca-file', join(data, 'ca', 'bundle.pem')]);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /the server refused: this call needs the admin token/);
+  const badName = await runWeft(['token', 'create', '--service', 'Not_A_Name', '--server', url, '--data', data]);
+  assert.equal(badName.code, 1);
+  assert.match(badName.stderr, /the server refused/);
+  const down = await runWeft(['token', 'create', '--service', 'web', '--server', 'https://127.0.0.1:1', '--data', data]);
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /cannot reach the server at https:\/\/127\.0\.0\.1:1/);
+});
