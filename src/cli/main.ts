@@ -15,6 +15,7 @@ const USAGE = `weft: a minimalist service mesh
   weft run [sidecar flags] -- CMD ARGS...   start a sidecar, then the app (docs/standalone.md)
   weft server --data DIR          the control plane: CA signer and enrollment API (docs/control-plane.md)
   weft token create --service NAME   a join token for one service (docs/control-plane.md)
+  weft apply -f FILE | get KIND [NAME] | delete KIND NAME   resources on the server
   weft version
 
 Run \`weft COMMAND --help\` for a command's flags.`;
@@ -30,6 +31,12 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./server.js')).serverCommand(rest);
     case 'token':
       return (await import('./token.js')).tokenCommand(rest);
+    case 'apply':
+      return (await import('./resources.js')).applyCommand(rest);
+    case 'get':
+      return (await import('./resources.js')).getCommand(rest);
+    case 'delete':
+      return (await import('./resources.js')).deleteCommand(rest);
     case 'run':
       return (await import('./run.js')).runCommand(rest);
     case 'demo':

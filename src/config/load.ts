@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseAllDocuments, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './problems.js';
 
@@ -42,8 +42,42 @@ export async function loadConfig<S extends z.ZodType>(
 }
 
 /** Validates already-parsed data (used by tests and by the flag-only path). */
-export function validateConfig<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
-  return validate(schema, raw, null, new Map());
+export function validateConfig<S extends z.ZodType>(schema: S, raw: unknown, docs = 'docs/sidecar.md'): z.output<S> {
+  return validate(schema, raw, null, new Map(), docs);
+}
+
+/** One document of a multi-document YAML file, ready for `validateDocument`. */
+export interface YamlDocument {
+  readonly raw: unknown;
+  readonly source: SourceText;
+}
+
+/**
+ * Splits YAML text into its documents (`---` separated), skipping empty ones. Syntax errors
+ * of every document are thrown together as one ConfigError with file:line:col.
+ */
+export function parseYamlDocuments(file: string, text: string): YamlDocument[] {
+  const lines = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const list = Array.isArray(docs) ? docs : [];
+  const problems: ConfigProblem[] = list.flatMap((doc) =>
+    doc.errors.map((e) => ({ path: '', source: `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}`, message: `YAML syntax: ${e.message.split('\n')[0]}` })),
+  );
+  if (problems.length > 0) throw new ConfigError(problems);
+  return list.filter((doc) => doc.contents !== null).map((doc) => ({ raw: doc.toJS() as unknown, source: { file, doc, lines } }));
+}
+
+/**
+ * Validates one document and returns its frozen value, or the problems found (with
+ * file:line:col), so that a caller can collect the problems of several documents.
+ */
+export function validateDocument<S extends z.ZodType>(schema: S, doc: YamlDocument, docs: string): z.output<S> | ConfigProblem[] {
+  try {
+    return validate(schema, doc.raw, doc.source, new Map(), docs);
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
 }
 
 function parseYaml(file: string, text: string): { source: SourceText; raw: RawConfig } {
@@ -65,7 +99,7 @@ function parseYaml(file: string, text: string): { source: SourceText; raw: RawCo
   return { source: { file, doc, lines }, raw: raw as RawConfig };
 }
 
-function validate<S extends z.ZodType>(schema: S, raw: unknown, source: SourceText | null, overrideSources: OverrideSources): z.output<S> {
+function validate<S extends z.ZodType>(schema: S, raw: unknown, source: SourceText | null, overrideSources: OverrideSources, docs = 'docs/sidecar.md'): z.output<S> {
   const result = schema.safeParse(raw);
   if (result.success) return deepFreeze(result.data);
   const problems: ConfigProblem[] = [];
@@ -77,7 +111,7 @@ function validate<S extends z.ZodType>(schema: S, raw: unknown, source: SourceTe
         problems.push({
           path: full.join('.'),
           source: locate(source, full, true, overrideSources),
-          message: `unknown field "${key}"; check its spelling against docs/sidecar.md`,
+          message: `unknown field "${key}"; check its spelling against ${docs}`,
         });
       }
       continue;
@@ -86,7 +120,7 @@ function validate<S extends z.ZodType>(schema: S, raw: unknown, source: SourceTe
       problems.push({
         path: path.join('.'),
         source: locate(source, path, false, overrideSources),
-        message: `missing required field "${String(path[path.length - 1])}" (a ${issue.expected}); add it to the file or set it with its flag or WEFT_* variable`,
+        message: `missing required field "${String(path[path.length - 1])}" (a ${issue.expected}); ${docs === 'docs/sidecar.md' ? 'add it to the file or set it with its flag or WEFT_* variable' : `add it (see ${docs})`}`,
       });
       continue;
     }

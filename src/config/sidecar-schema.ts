@@ -1,8 +1,8 @@
 import { z } from 'zod';
+import { isLoopback, type HostPort } from './address.js';
 import { parseDuration } from '../duration.js';
-import { parseHostPort, isLoopback, type HostPort } from './address.js';
-import { parseSpiffeId } from '../pki/spiffe.js';
 import { NAME } from './names.js';
+import { duration, hostPort, spiffeId } from './common-schema.js';
 
 // The configuration is validated once at start and on each reload: zod's JIT (code generated
 // with new Function on an object schema's first parse) costs more than it saves there.
@@ -10,32 +10,6 @@ z.config({ jitless: true });
 
 const name = (what: string) =>
   z.string().regex(NAME, `${what} must be lowercase letters, digits and '-' (DNS label, at most 63 characters)`);
-
-const duration = z.string().transform((text, ctx) => {
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
-
-const hostPort = z.string().transform((text, ctx): HostPort => {
-  const parsed = parseHostPort(text);
-  if (typeof parsed === 'string') {
-    ctx.addIssue({ code: 'custom', message: parsed });
-    return z.NEVER;
-  }
-  return parsed;
-});
-
-const spiffeId = z.string().superRefine((text, ctx) => {
-  try {
-    parseSpiffeId(text);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-});
 
 const protocol = z.enum(['http', 'tcp'], { message: 'protocol must be http or tcp' });
 

@@ -10,6 +10,10 @@ import { peerSpiffeId } from '../proxy/tls.js';
 import type { AuditLog } from './audit.js';
 import { SignRefused, type CsrSigner } from './signer.js';
 import { TokenRefused, type JoinTokens } from './tokens.js';
+import { ConfigError, crossCheck, RESOURCE_KINDS, validateResource, type NormalizedResource } from './resources.js';
+import type { ConfigProblem } from '../config/problems.js';
+import type { JsonValue, Store } from './store/store.js';
+import { StoreConflictError } from './store/errors.js';
 
 /** What the API serves from. */
 export interface ApiDeps {
@@ -21,6 +25,7 @@ export interface ApiDeps {
   readonly bundlePem: () => string;
   /** SHA-256 of the operator's admin token. */
   readonly adminTokenSha256: Buffer;
+  readonly store: Store;
 }
 
 /** An answer other than 200, as JSON `{ error: { code, message } }`. */
@@ -30,6 +35,8 @@ class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** For invalid resources: every problem, with its path. */
+    readonly problems?: readonly ConfigProblem[],
   ) {
     super(message);
   }
@@ -46,6 +53,7 @@ const MAX_BODY = 64 * 1024;
  * | `POST /v1/enroll` `{token, csr}` | a join token | signs the CSR for the token's service |
  * | `POST /v1/renew` `{csr}` | a client certificate from this CA | signs a CSR for the caller's own SPIFFE ID |
  * | `POST /v1/tokens` `{service, namespace?, ttl?, uses?}` | the admin token | creates a join token |
+ * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -60,7 +68,7 @@ export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerRes
               : isWeftError(err)
                 ? new ApiError(400, err.code, err.message)
                 : new ApiError(500, 'WEFT_E_INTERNAL', `internal error: ${(err as Error).message}`);
-      send(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+      send(res, e.status, { error: { code: e.code, message: e.message, ...(e.problems ? { problems: e.problems } : {}) } }, e.headers);
     });
   };
 }
@@ -121,7 +129,111 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     send(res, 201, { token: created.token, tokenId: created.tokenId, spiffeId, expiresAt: created.expiresAt.toISOString(), uses });
     return;
   }
+  if (path?.startsWith('/v1/resources') || is('POST', '/v1/apply')) {
+    requireAdmin(deps, req);
+    await resourceRoute(deps, req, res, path ?? '');
+    return;
+  }
   throw new ApiError(404, 'WEFT_E_NOT_FOUND', `no route ${req.method ?? ''} ${path ?? ''}`);
+}
+
+/**
+ * Resources: `POST /v1/apply {resources: [...]}` validates every resource first (all the
+ * problems at once, nothing stored when there is one), then stores them in order;
+ * `PUT /v1/resources` one resource, with `If-Match: REVISION` or `If-None-Match: *` for
+ * compare-and-set (409 on conflict); `GET /v1/resources/KIND[?namespace=NS]`,
+ * `GET|DELETE /v1/resources/KIND/NAMESPACE/NAME`.
+ */
+async function resourceRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  if (req.method === 'POST' && path === '/v1/apply') {
+    const body = await jsonBody(req);
+    const list = body['resources'];
+    if (!Array.isArray(list) || list.length === 0) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"resources" must be a non-empty array');
+    const valid: NormalizedResource[] = [];
+    const problems: ConfigProblem[] = [];
+    list.forEach((raw, i) => {
+      try {
+        const r = validateResource(raw);
+        valid.push(r);
+        problems.push(...crossCheck(r, deps).map((p) => ({ ...p, path: `resources.${i}.${p.path}` })));
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems.push(...err.problems.map((p) => ({ ...p, path: `resources.${i}${p.path === '' ? '' : `.${p.path}`}` })));
+      }
+    });
+    if (problems.length > 0) throw invalid(problems);
+    const applied = [];
+    for (const r of valid) {
+      const stored = await deps.store.put({ kind: r.kind, namespace: r.namespace, name: r.name, spec: r.spec as unknown as JsonValue });
+      applied.push({ kind: r.kind, namespace: r.namespace, name: r.name, revision: stored.revision, created: stored.createdRevision === stored.revision });
+    }
+    send(res, 200, { applied });
+    return;
+  }
+  if (req.method === 'PUT' && path === '/v1/resources') {
+    let r: NormalizedResource;
+    try {
+      r = validateResource(await jsonBody(req));
+    } catch (err) {
+      if (err instanceof ConfigError) throw invalid([...err.problems]);
+      throw err;
+    }
+    const problems = crossCheck(r, deps);
+    if (problems.length > 0) throw invalid(problems);
+    const options = expectedRevision(req);
+    try {
+      send(res, 200, await deps.store.put({ kind: r.kind, namespace: r.namespace, name: r.name, spec: r.spec as unknown as JsonValue }, options));
+    } catch (err) {
+      if (err instanceof StoreConflictError) throw new ApiError(409, err.code, err.message);
+      throw err;
+    }
+    return;
+  }
+  const parts = path.split('/').slice(3).map(decodeURIComponent); // after /v1/resources
+  const [kind, namespace, name] = parts;
+  if (kind === undefined || !(RESOURCE_KINDS as readonly string[]).includes(kind) || parts.length === 2 || parts.length > 3) {
+    throw new ApiError(404, 'WEFT_E_NOT_FOUND', `unknown resource path ${path}; kinds are ${RESOURCE_KINDS.join(', ')}`);
+  }
+  if (req.method === 'GET' && namespace === undefined) {
+    const ns = new URL(req.url ?? '/', 'https://x').searchParams.get('namespace');
+    send(res, 200, { items: await deps.store.list(kind, ns ?? undefined) });
+    return;
+  }
+  if (namespace === undefined || name === undefined) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
+  if (req.method === 'GET') {
+    const found = await deps.store.get(kind, namespace, name);
+    if (found === undefined) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `${kind} ${namespace}/${name} does not exist`);
+    send(res, 200, found);
+    return;
+  }
+  if (req.method === 'DELETE') {
+    let deleted: boolean;
+    try {
+      deleted = await deps.store.delete(kind, namespace, name, expectedRevision(req));
+    } catch (err) {
+      if (err instanceof StoreConflictError) throw new ApiError(409, err.code, err.message);
+      throw err;
+    }
+    if (!deleted) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `${kind} ${namespace}/${name} does not exist`);
+    send(res, 200, { deleted: true });
+    return;
+  }
+  throw new ApiError(405, 'WEFT_E_METHOD', `${req.method ?? ''} is not allowed on ${path}`);
+}
+
+/** Compare-and-set from the request's conditional headers. */
+function expectedRevision(req: IncomingMessage): { expectedRevision?: number } {
+  if (req.headers['if-none-match'] === '*') return { expectedRevision: 0 };
+  const match = req.headers['if-match'];
+  if (match === undefined) return {};
+  const n = Number(String(match).replace(/"/g, ''));
+  if (!Number.isInteger(n) || n < 1) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', 'If-Match must be the revision the resource is expected to have');
+  return { expectedRevision: n };
+}
+
+function invalid(problems: ConfigProblem[]): ApiError {
+  const e = new ConfigError(problems);
+  return new ApiError(400, e.code, e.message, {}, problems);
 }
 
 function requireAdmin(deps: ApiDeps, req: IncomingMessage): void {

@@ -69,6 +69,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       audit,
       bundlePem: () => joinPem(issuer.bundlePems),
       adminTokenSha256: createHash('sha256').update(adminToken).digest(),
+      store,
     });
     // Client certificates are optional (enrollment has none yet) and checked per route.
     const https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler);
