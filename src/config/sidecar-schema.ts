@@ -74,6 +74,7 @@ const limitsSchema = z.strictObject({
   maxHeaders: z.number().int().min(8).max(2000).default(100),
   headerTimeout: duration.default(10_000),
   idleTimeout: duration.default(60_000),
+  streamIdleTimeout: duration.default(300_000),
   connectTimeout: duration.default(5_000),
 });
 

@@ -338,3 +338,18 @@ test('a request with two Host headers is refused with 400 before the app', async
   const ok = await raw(outbound, 'GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n');
   assert.match(ok.text, /^HTTP\/1\.1 200 /, 'one Host is fine');
 });
+
+test('a long poll outlives the idle timeout; a stuck exchange is cut at the stream idle timeout', async (t) => {
+  const { address } = await app(t, (req, res) => {
+    // /poll answers after 2.5 s of silence; /stuck never answers.
+    if (req.url === '/poll') setTimeout(() => res.end('news'), 2500);
+  });
+  const { inbound } = await plainSidecar(t, address, '  idleTimeout: 1s\n  streamIdleTimeout: 4s\n');
+  const poll = await curl(['-w', '\n%{http_code}', `http://${inbound}/poll`]);
+  assert.equal(poll.stdout, 'news\n200', 'silence shorter than the stream idle timeout is fine');
+  const started = Date.now();
+  const stuck = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${inbound}/stuck`]);
+  const elapsed = Date.now() - started;
+  assert.notEqual(stuck.code, 0, 'the stuck exchange is cut (curl sees the connection close)');
+  assert.ok(elapsed >= 4000 && elapsed < 8000, `cut after ${elapsed} ms`);
+});

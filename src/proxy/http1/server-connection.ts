@@ -115,7 +115,7 @@ export class ServerConnection implements Downstream {
 
   /** Called by the listener's sweep about once a second. */
   checkTimeouts(now: number): void {
-    const { headerTimeout, idleTimeout } = this.#route.limits;
+    const { headerTimeout, idleTimeout, streamIdleTimeout } = this.#route.limits;
     if (this.#state === C.Gone) {
       // destroySoon waits for the answers to be flushed: not forever for a caller that does not read them.
       if (this.#closingSince > 0 && now - this.#closingSince > idleTimeout) this.socket.destroy();
@@ -127,8 +127,9 @@ export class ServerConnection implements Downstream {
       } else if (this.#headSince === 0 && now - this.#lastActivity > idleTimeout) {
         this.#close();
       }
-    } else if (now - this.#lastActivity > idleTimeout) {
-      // Nothing moved either way for the idle timeout in the middle of an exchange.
+    } else if (now - this.#lastActivity > streamIdleTimeout) {
+      // Nothing moved either way in the middle of an exchange for the stream idle timeout
+      // (long enough for long polls and quiet event streams; Envoy's default is the same).
       this.socket.destroy();
     }
   }
