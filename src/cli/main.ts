@@ -16,6 +16,7 @@ const USAGE = `weft: a minimalist service mesh
   weft server --data DIR          the control plane: CA signer and enrollment API (docs/control-plane.md)
   weft token create --service NAME   a join token for one service (docs/control-plane.md)
   weft apply -f FILE | get KIND [NAME] | delete KIND NAME   resources on the server
+  weft services                   the catalog: services, instances, health
   weft version
 
 Run \`weft COMMAND --help\` for a command's flags.`;
@@ -37,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./resources.js')).getCommand(rest);
     case 'delete':
       return (await import('./resources.js')).deleteCommand(rest);
+    case 'services':
+      return (await import('./resources.js')).servicesCommand(rest);
     case 'run':
       return (await import('./run.js')).runCommand(rest);
     case 'demo':

@@ -129,3 +129,31 @@ function usage(text: string): number {
   process.stdout.write(`${text}\n`);
   return 0;
 }
+
+const SERVICES_USAGE = `Usage: weft services [-o table|json] [flags]
+
+The catalog: every service with its instances and their health.
+${CLIENT_USAGE}`;
+
+/** `weft services`: the catalog as a table (or JSON). */
+export async function servicesCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags('services', argv, { output: { type: 'string', short: 'o', default: 'table' }, ...CLIENT_FLAGS, help: { type: 'boolean', short: 'h', default: false } });
+  if (values.help) return usage(SERVICES_USAGE);
+  const client = await ApiClient.fromFlags(values);
+  const answer = await client.call('GET', '/v1/catalog/services');
+  if (answer.status !== 200) throw refusal(answer);
+  type Row = { service: string; namespace: string; passing: number; instances: { address: string; port: number; health: string; reason: string | null; metadata: Record<string, string> }[] };
+  const services = answer.json['services'] as Row[];
+  if (values.output === 'json') {
+    process.stdout.write(`${JSON.stringify(services, null, 2)}\n`);
+    return 0;
+  }
+  const lines = [['SERVICE', 'NAMESPACE', 'HEALTHY', 'INSTANCES']];
+  for (const s of services) {
+    const instances = s.instances.map((i) => `${i.address}:${i.port} ${i.health}${i.metadata['version'] ? ` (${i.metadata['version']})` : ''}${i.reason ? `: ${i.reason}` : ''}`);
+    lines.push([s.service, s.namespace, `${s.passing}/${s.instances.length}`, instances.join(', ')]);
+  }
+  const widths = lines[0]!.map((_, c) => Math.max(...lines.map((l) => l[c]!.length)));
+  process.stdout.write(lines.map((l) => l.map((cell, c) => (c === l.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ')).join('\n') + '\n');
+  return 0;
+}

@@ -15,6 +15,7 @@ const USAGE = `Usage: weft server --data DIR [flags]
   --leaf-ttl DURATION    lifetime of the certificates it signs (default 24h)
   --csr-rate N           CSR signings per second, and burst (default 50)
   --server-name NAME     extra DNS name or IP for the API certificate (repeat)
+  --instance-ttl DURATION   an instance whose sidecar stops reporting is critical after this (default 15s)
 
 The admin token for operator calls is in DATA/admin-token (created at first start).
 See docs/control-plane.md.`;
@@ -29,6 +30,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     'leaf-ttl': { type: 'string', default: '24h' },
     'csr-rate': { type: 'string', default: '50' },
     'server-name': { type: 'string', multiple: true, default: [] },
+    'instance-ttl': { type: 'string', default: '15s' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -63,6 +65,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
       leafTtlMs: durationFlag('--leaf-ttl', values['leaf-ttl']),
       csrRate,
       serverNames: values['server-name'],
+      instanceTtlMs: durationFlag('--instance-ttl', values['instance-ttl']),
       log,
     });
   } catch (err) {

@@ -3,7 +3,8 @@ import type { TLSSocket } from 'node:tls';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isWeftError } from '../errors.js';
 import { parseCsr } from '../pki/csr.js';
-import { serviceSpiffeId } from '../pki/spiffe.js';
+import { parseServiceSpiffeId, serviceSpiffeId } from '../pki/spiffe.js';
+import { registrationProblem, type Catalog, type CatalogInstance } from './catalog.js';
 import { parseDuration } from '../duration.js';
 import { nameProblem } from '../config/names.js';
 import { peerSpiffeId } from '../proxy/tls.js';
@@ -26,6 +27,7 @@ export interface ApiDeps {
   /** SHA-256 of the operator's admin token. */
   readonly adminTokenSha256: Buffer;
   readonly store: Store;
+  readonly catalog: Catalog;
 }
 
 /** An answer other than 200, as JSON `{ error: { code, message } }`. */
@@ -129,6 +131,10 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     send(res, 201, { token: created.token, tokenId: created.tokenId, spiffeId, expiresAt: created.expiresAt.toISOString(), uses });
     return;
   }
+  if (path?.startsWith('/v1/catalog/')) {
+    await catalogRoute(deps, req, res, path);
+    return;
+  }
   if (path?.startsWith('/v1/resources') || is('POST', '/v1/apply')) {
     requireAdmin(deps, req);
     await resourceRoute(deps, req, res, path ?? '');
@@ -219,6 +225,57 @@ async function resourceRoute(deps: ApiDeps, req: IncomingMessage, res: ServerRes
     return;
   }
   throw new ApiError(405, 'WEFT_E_METHOD', `${req.method ?? ''} is not allowed on ${path}`);
+}
+
+/**
+ * The catalog. Sidecars (client certificate: the instance's service is the certificate's):
+ * `POST /v1/catalog/instances {address, port, metadata?}` → `{id}`;
+ * `PUT /v1/catalog/instances/ID/report {healthy, reason?}` (404: register again);
+ * `DELETE /v1/catalog/instances/ID`. Operators (admin token): `GET /v1/catalog/services`.
+ */
+async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  if (req.method === 'GET' && path === '/v1/catalog/services') {
+    requireAdmin(deps, req);
+    const services = new Map<string, { service: string; namespace: string; passing: number; instances: CatalogInstance[] }>();
+    for (const i of await deps.catalog.instances()) {
+      const k = `${i.namespace}/${i.service}`;
+      let entry = services.get(k);
+      if (entry === undefined) services.set(k, (entry = { service: i.service, namespace: i.namespace, passing: 0, instances: [] }));
+      entry.instances.push(i);
+      if (i.health === 'passing') entry.passing++;
+    }
+    const list = [...services.values()].sort((a, b) => `${a.namespace}/${a.service}`.localeCompare(`${b.namespace}/${b.service}`));
+    for (const entry of list) entry.instances.sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`, 'en', { numeric: true }));
+    send(res, 200, { services: list });
+    return;
+  }
+  const socket = req.socket as TLSSocket;
+  const caller = socket.authorized ? peerSpiffeId(socket) : null;
+  if (caller === null) throw new ApiError(401, 'WEFT_E_UNAUTHENTICATED', 'the catalog takes registrations from sidecars: present the certificate this CA issued');
+  const { namespace, service } = parseServiceSpiffeId(caller);
+  if (req.method === 'POST' && path === '/v1/catalog/instances') {
+    const body = await jsonBody(req);
+    const problem = registrationProblem(body);
+    if (problem !== null) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', problem);
+    const id = await deps.catalog.register({ service, namespace, address: body['address'] as string, port: body['port'] as number, metadata: (body['metadata'] ?? {}) as Record<string, string> });
+    send(res, 200, { id, service, namespace });
+    return;
+  }
+  const m = /^\/v1\/catalog\/instances\/([a-z0-9-]+)(\/report)?$/.exec(path);
+  if (m !== null && req.method === 'PUT' && m[2] === '/report') {
+    const body = await jsonBody(req);
+    if (typeof body['healthy'] !== 'boolean') throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"healthy" must be true or false');
+    const ok = await deps.catalog.report(namespace, m[1]!, service, body['healthy'], typeof body['reason'] === 'string' ? body['reason'].slice(0, 200) : null);
+    if (!ok) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `instance ${m[1]!} of ${service} is not registered; register again`);
+    send(res, 200, { ok: true });
+    return;
+  }
+  if (m !== null && req.method === 'DELETE' && m[2] === undefined) {
+    if (!(await deps.catalog.deregister(namespace, m[1]!, service))) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `instance ${m[1]!} of ${service} is not registered`);
+    send(res, 200, { deleted: true });
+    return;
+  }
+  throw new ApiError(404, 'WEFT_E_NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
 }
 
 /** Compare-and-set from the request's conditional headers. */

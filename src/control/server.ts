@@ -17,6 +17,7 @@ import { apiHandler } from './api.js';
 import { AuditLog } from './audit.js';
 import { TokenBucket } from './rate-limit.js';
 import { CsrSigner } from './signer.js';
+import { Catalog } from './catalog.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { JoinTokens, TOKEN_NAMESPACE } from './tokens.js';
 
@@ -33,6 +34,8 @@ export interface ServerOptions {
   readonly csrRate: number;
   /** Extra DNS names and IP addresses for the API's certificate (localhost, 127.0.0.1 and the host name are always in). */
   readonly serverNames: readonly string[];
+  /** An instance whose sidecar has not reported for this long is critical. */
+  readonly instanceTtlMs: number;
   readonly log: Logger;
 }
 
@@ -70,6 +73,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       bundlePem: () => joinPem(issuer.bundlePems),
       adminTokenSha256: createHash('sha256').update(adminToken).digest(),
       store,
+      catalog: new Catalog(store, { ttlMs: options.instanceTtlMs }),
     });
     // Client certificates are optional (enrollment has none yet) and checked per route.
     const https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler);

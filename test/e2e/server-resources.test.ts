@@ -5,19 +5,12 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { runWeft, startWeft, tempDir } from '../helpers/weft.js';
+import { runWeft, tempDir } from '../helpers/weft.js';
+import { run, startServer as startControl } from '../helpers/control.js';
 
-const run = promisify(execFile);
-
-async function startServer(t: TestContext, data: string) {
-  const proc = startWeft(t, ['server', '--data', data, '--listen', '127.0.0.1:0', '--trust-domain', 'example.org']);
-  const ready = await proc.waitFor('server ready');
-  return { proc, url: `https://${ready['listen'] as string}` };
-}
+const startServer = (t: TestContext, data: string) => startControl(t, data, ['--trust-domain', 'example.org']);
 
 const MESH_FILE = `kind: Mesh
 metadata: { name: default }

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { JsonValue, Store, StoredResource } from './store/store.js';
+
+/**
+ * The catalog: which instances of which service exist, and which are healthy. A sidecar
+ * registers its instance (the address and mTLS port callers reach it on, and metadata such
+ * as `version`); the registration is an `Instance` resource in the store, so it survives a
+ * server restart. Liveness is the sidecar's reports: each carries the app's health, and an
+ * instance whose sidecar stops reporting for `ttlMs` counts as critical. Health lives in
+ * memory (a report every few seconds would otherwise be a store revision every few
+ * seconds per instance): after a restart an instance is `unknown` until it reports again.
+ */
+
+const KIND = 'Instance';
+
+export type Health = 'passing' | 'critical' | 'unknown';
+
+/** What a sidecar registers. */
+export interface InstanceRegistration {
+  readonly service: string;
+  readonly namespace: string;
+  readonly address: string;
+  readonly port: number;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** An instance as the catalog reports it. */
+export interface CatalogInstance extends InstanceRegistration {
+  readonly id: string;
+  readonly health: Health;
+  /** Why it is critical (the app's check, or the missing reports). */
+  readonly reason: string | null;
+  /** Milliseconds since its sidecar last reported, or null if it has not since the server started. */
+  readonly lastReportMsAgo: number | null;
+}
+
+interface Liveness {
+  at: number;
+  healthy: boolean;
+  reason: string | null;
+}
+
+export class Catalog {
+  readonly #store: Store;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #liveness = new Map<string, Liveness>();
+
+  constructor(store: Store, options: { ttlMs: number; now?: () => number }) {
+    this.#store = store;
+    this.#ttlMs = options.ttlMs;
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /** Registers (or updates) an instance; its id is stable for the same service, address and port. */
+  async register(reg: InstanceRegistration): Promise<string> {
+    const id = instanceId(reg);
+    const spec: Record<string, JsonValue> = { service: reg.service, address: reg.address, port: reg.port, metadata: { ...reg.metadata } };
+    await this.#store.put({ kind: KIND, namespace: reg.namespace, name: id, spec });
+    this.#liveness.set(key(reg.namespace, id), { at: this.#now(), healthy: true, reason: null });
+    return id;
+  }
+
+  /**
+   * Records a report from an instance's sidecar: the app's health. Returns false when the
+   * instance is not registered (the sidecar must register again).
+   */
+  async report(namespace: string, id: string, service: string, healthy: boolean, reason: string | null): Promise<boolean> {
+    const stored = await this.#store.get(KIND, namespace, id);
+    if (stored === undefined || (stored.spec as { service?: string }).service !== service) return false;
+    this.#liveness.set(key(namespace, id), { at: this.#now(), healthy, reason: healthy ? null : reason });
+    return true;
+  }
+
+  /** Removes an instance (its sidecar shuts down). */
+  async deregister(namespace: string, id: string, service: string): Promise<boolean> {
+    const stored = await this.#store.get(KIND, namespace, id);
+    if (stored === undefined || (stored.spec as { service?: string }).service !== service) return false;
+    this.#liveness.delete(key(namespace, id));
+    return this.#store.delete(KIND, namespace, id);
+  }
+
+  /** Every instance (of one namespace when given), with its health now. */
+  async instances(namespace?: string): Promise<CatalogInstance[]> {
+    const now = this.#now();
+    return (await this.#store.list(KIND, namespace)).map((r) => this.#view(r, now));
+  }
+
+  #view(r: StoredResource, now: number): CatalogInstance {
+    const spec = r.spec as { service: string; address: string; port: number; metadata: Record<string, string> };
+    const live = this.#liveness.get(key(r.namespace, r.name));
+    const age = live === undefined ? null : now - live.at;
+    let health: Health;
+    let reason: string | null = null;
+    if (live === undefined) health = 'unknown';
+    else if (age! > this.#ttlMs) {
+      health = 'critical';
+      reason = `no report from its sidecar for ${Math.round(age! / 1000)}s`;
+    } else if (!live.healthy) {
+      health = 'critical';
+      reason = live.reason ?? 'the app failed its health check';
+    } else health = 'passing';
+    return {
+      id: r.name,
+      service: spec.service,
+      namespace: r.namespace,
+      address: spec.address,
+      port: spec.port,
+      metadata: spec.metadata,
+      health,
+      reason,
+      lastReportMsAgo: age === null ? null : Math.round(age),
+    };
+  }
+}
+
+/** A registration from untrusted JSON, or the problem with it. */
+export function registrationProblem(body: Record<string, unknown>): string | null {
+  const { address, port, metadata } = body;
+  if (typeof address !== 'string' || isIP(address) === 0) return '"address" must be the IP address callers reach the instance on';
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return '"port" must be the mTLS port (1-65535)';
+  if (metadata !== undefined) {
+    if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return '"metadata" must be an object of strings';
+    const entries = Object.entries(metadata);
+    if (entries.length > 32 || entries.some(([k, v]) => typeof v !== 'string' || !/^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i.test(k) || v.length > 253)) {
+      return '"metadata": at most 32 entries, names of letters, digits, ".", "_" or "-", string values up to 253 characters';
+    }
+  }
+  return null;
+}
+
+function instanceId(reg: InstanceRegistration): string {
+  return `${reg.service}-${createHash('sha256').update(`${reg.address}:${reg.port}`).digest('hex').slice(0, 12)}`;
+}
+
+function key(namespace: string, id: string): string {
+  return `${namespace}/${id}`;
+}
