@@ -35,7 +35,14 @@ export class ApiClient {
   }
 
   static async fromFlags(values: { server?: string; data?: string; 'admin-token-file'?: string; 'ca-file'?: string }): Promise<ApiClient> {
-    const base = new URL(values.server ?? process.env['WEFT_SERVER'] ?? 'https://127.0.0.1:8443');
+    const serverText = values.server ?? process.env['WEFT_SERVER'] ?? 'https://127.0.0.1:8443';
+    let base: URL;
+    try {
+      base = new URL(serverText);
+    } catch {
+      throw new WeftError('WEFT_E_USAGE', `--server "${serverText}" is not a URL; write for example https://127.0.0.1:8443`);
+    }
+    if (base.protocol !== 'https:') throw new WeftError('WEFT_E_USAGE', `--server must be an https:// URL (the API is served over TLS), not ${serverText}`);
     const tokenFile = values['admin-token-file'] ?? (values.data !== undefined ? join(values.data, 'admin-token') : undefined);
     const caFile = values['ca-file'] ?? process.env['WEFT_CA_FILE'] ?? (values.data !== undefined ? join(values.data, 'ca', 'bundle.pem') : undefined);
     const token = tokenFile !== undefined ? (await readInput(tokenFile, 'the admin token')).trim() : process.env['WEFT_ADMIN_TOKEN'];

@@ -1,10 +1,10 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { durationFlag, parseFlags, requiredFlag, usageError } from './args.js';
 import { WeftError, isWeftError } from '../errors.js';
 import { createIntermediate } from '../pki/ca.js';
 import { caFiles, writeNewCaDir } from '../pki/ca-dir.js';
-import { CERT_FILE_MODE, KEY_FILE_MODE, refuseToOverwrite, writeFileAtomic } from '../pki/files.js';
+import { CERT_FILE_MODE, KEY_FILE_MODE, pathExists, refuseToOverwrite, writeFileAtomic } from '../pki/files.js';
 import { issueLeaf, loadIssuerDir } from '../pki/issuer.js';
 import { joinPem, splitPemCertificates } from '../pki/pem.js';
 import { serviceSpiffeId, validateTrustDomain } from '../pki/spiffe.js';
@@ -248,7 +248,7 @@ async function inspectCommand(args: string[], io: Io): Promise<number> {
   let bundleFile = values.bundle ?? null;
   if (bundleFile === null) {
     const sibling = join(dirname(file), 'bundle.pem');
-    if (resolve(sibling) !== resolve(file) && (await exists(sibling))) bundleFile = sibling;
+    if (resolve(sibling) !== resolve(file) && (await pathExists(sibling))) bundleFile = sibling;
   }
   const now = new Date();
   const verification: VerifyResult | null =
@@ -329,12 +329,6 @@ async function readText(file: string): Promise<string> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 function table(rows: ReadonlyArray<readonly [string, string]>): string {
   const width = Math.max(...rows.map(([k]) => k.length));

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { parseYamlDocuments, validateDocument } from '../config/load.js';
 import { ConfigError, type ConfigProblem } from '../config/problems.js';
-import { RESOURCE_DOCS, RESOURCE_KINDS, resourceValidator } from '../control/resources.js';
+import { MESH_NAMESPACE, RESOURCE_DOCS, RESOURCE_KINDS, resourceValidator } from '../control/resources.js';
 import { WeftError } from '../errors.js';
 import { ApiClient, CLIENT_FLAGS, CLIENT_USAGE, refusal } from './api-client.js';
 import { parseFlags, requiredFlag, usageError } from './args.js';
@@ -102,7 +102,7 @@ function checkKind(command: string, kind: string | undefined): string {
 }
 
 function namespaceOf(kind: string, namespace: string | undefined): string {
-  return kind === 'Mesh' ? 'weft-system' : (namespace ?? 'default');
+  return kind === 'Mesh' ? MESH_NAMESPACE : (namespace ?? 'default');
 }
 
 /** The files behind -f arguments: a file itself, or a folder's .yaml/.yml files in name order. */
@@ -139,6 +139,7 @@ ${CLIENT_USAGE}`;
 export async function servicesCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags('services', argv, { output: { type: 'string', short: 'o', default: 'table' }, ...CLIENT_FLAGS, help: { type: 'boolean', short: 'h', default: false } });
   if (values.help) return usage(SERVICES_USAGE);
+  if (values.output !== 'table' && values.output !== 'json') throw usageError('services', '-o must be table or json');
   const client = await ApiClient.fromFlags(values);
   const answer = await client.call('GET', '/v1/catalog/services');
   if (answer.status !== 200) throw refusal(answer);

@@ -16,6 +16,7 @@ const USAGE = `Usage: weft server --data DIR [flags]
   --csr-rate N           CSR signings per second, and burst (default 50)
   --server-name NAME     extra DNS name or IP for the API certificate (repeat)
   --instance-ttl DURATION   an instance whose sidecar stops reporting is critical after this (default 15s)
+  --instance-deregister DURATION   ... and is removed from the catalog after this (default 10m)
 
 The admin token for operator calls is in DATA/admin-token (created at first start).
 See docs/control-plane.md.`;
@@ -31,6 +32,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     'csr-rate': { type: 'string', default: '50' },
     'server-name': { type: 'string', multiple: true, default: [] },
     'instance-ttl': { type: 'string', default: '15s' },
+    'instance-deregister': { type: 'string', default: '10m' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -43,7 +45,11 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const listen = parseHostPort(listenText);
   if (typeof listen === 'string') throw usageError('server', `--listen: ${listen}`);
   const csrRate = Number(values['csr-rate']);
-  if (!Number.isFinite(csrRate) || csrRate <= 0) throw usageError('server', '--csr-rate must be a positive number');
+  if (!Number.isFinite(csrRate) || csrRate < 1) throw usageError('server', '--csr-rate must be a number of signings per second, at least 1');
+  const leafTtlMs = durationFlag('--leaf-ttl', values['leaf-ttl']);
+  const instanceTtlMs = durationFlag('--instance-ttl', values['instance-ttl']);
+  const instanceDeregisterMs = durationFlag('--instance-deregister', values['instance-deregister']);
+  if (instanceDeregisterMs <= instanceTtlMs) throw usageError('server', '--instance-deregister must be longer than --instance-ttl');
   const trustDomain = values['trust-domain'];
   validateTrustDomain(trustDomain);
   const log = createLogger('server');
@@ -62,10 +68,11 @@ export async function serverCommand(argv: string[]): Promise<number> {
       ...(values['ca-dir'] !== undefined ? { caDir: resolve(values['ca-dir']) } : {}),
       trustDomain,
       listen,
-      leafTtlMs: durationFlag('--leaf-ttl', values['leaf-ttl']),
+      leafTtlMs,
       csrRate,
       serverNames: values['server-name'],
-      instanceTtlMs: durationFlag('--instance-ttl', values['instance-ttl']),
+      instanceTtlMs,
+      instanceDeregisterMs,
       log,
     });
   } catch (err) {

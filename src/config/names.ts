@@ -5,3 +5,6 @@ export const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export function nameProblem(what: string, value: string): string | null {
   return NAME.test(value) ? null : `${what} must be lowercase letters, digits and '-' (DNS label, at most 63 characters), got "${value}"`;
 }
+
+/** The control plane's own namespace: its identity, join tokens and the Mesh resource live there. */
+export const RESERVED_NAMESPACE = 'weft-system';

@@ -11,6 +11,9 @@ import { peerSpiffeId } from '../proxy/tls.js';
 import type { AuditLog } from './audit.js';
 import { SignRefused, type CsrSigner } from './signer.js';
 import { TokenRefused, type JoinTokens } from './tokens.js';
+import type { Logger } from 'pino';
+import type { IssuedLeaf } from '../pki/issuer.js';
+import { RESERVED_NAMESPACE } from '../config/names.js';
 import { ConfigError, crossCheck, RESOURCE_KINDS, validateResource, type NormalizedResource } from './resources.js';
 import type { ConfigProblem } from '../config/problems.js';
 import type { JsonValue, Store } from './store/store.js';
@@ -28,6 +31,7 @@ export interface ApiDeps {
   readonly adminTokenSha256: Buffer;
   readonly store: Store;
   readonly catalog: Catalog;
+  readonly log: Logger;
 }
 
 /** An answer other than 200, as JSON `{ error: { code, message } }`. */
@@ -45,6 +49,7 @@ class ApiError extends Error {
 }
 
 const MAX_BODY = 64 * 1024;
+const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
 
 /**
  * The control plane's HTTPS API (version 1):
@@ -55,24 +60,28 @@ const MAX_BODY = 64 * 1024;
  * | `POST /v1/enroll` `{token, csr}` | a join token | signs the CSR for the token's service |
  * | `POST /v1/renew` `{csr}` | a client certificate from this CA | signs a CSR for the caller's own SPIFFE ID |
  * | `POST /v1/tokens` `{service, namespace?, ttl?, uses?}` | the admin token | creates a join token |
+ * | `DELETE /v1/tokens/ID` | the admin token | revokes a join token |
  * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     route(deps, req, res).catch((err: unknown) => {
-      const e =
-        err instanceof ApiError
-          ? err
-          : err instanceof SignRefused
-            ? new ApiError(err.status, err.code, err.message, err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {})
-            : err instanceof TokenRefused
-              ? new ApiError(401, err.code, err.message)
-              : isWeftError(err)
-                ? new ApiError(400, err.code, err.message)
-                : new ApiError(500, 'WEFT_E_INTERNAL', `internal error: ${(err as Error).message}`);
+      const e = apiError(err);
+      if (e.status >= 500) deps.log.error({ err, method: req.method, path: req.url }, 'API request failed');
       send(res, e.status, { error: { code: e.code, message: e.message, ...(e.problems ? { problems: e.problems } : {}) } }, e.headers);
     });
   };
+}
+
+/** What an error becomes on the wire; unexpected errors are logged, not shown. */
+function apiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof SignRefused) return new ApiError(err.status, err.code, err.message, err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {});
+  if (err instanceof TokenRefused) return new ApiError(401, err.code, err.message);
+  if (err instanceof StoreConflictError) return new ApiError(409, err.code, err.message);
+  if (err instanceof URIError) return new ApiError(400, 'WEFT_E_BAD_REQUEST', 'malformed percent-encoding in the path');
+  if (isWeftError(err)) return new ApiError(400, err.code, err.message);
+  return new ApiError(500, 'WEFT_E_INTERNAL', 'internal error (see the server log)');
 }
 
 async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -86,9 +95,8 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
   if (is('POST', '/v1/enroll')) {
     const body = await jsonBody(req);
     const token = stringField(body, 'token');
-    const csr = stringField(body, 'csr');
-    parseCsr(csr); // a malformed request does not spend the token
-    deps.signer.admit({ via: 'join-token', remote });
+    const csr = parseCsr(stringField(body, 'csr')); // a malformed request does not spend the token
+    deps.signer.admit('join-token');
     let grant;
     try {
       grant = await deps.tokens.consume(token);
@@ -97,19 +105,14 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       throw err;
     }
     const allowed = serviceSpiffeId(deps.trustDomain, grant.namespace, grant.service);
-    const leaf = await deps.signer.sign(csr, { allowedSpiffeId: allowed, via: 'join-token', remote, tokenId: grant.tokenId });
-    send(res, 200, { spiffeId: leaf.spiffeId, certificate: leaf.certPem, bundle: deps.bundlePem(), notAfter: leaf.notAfter.toISOString() });
+    sendLeaf(deps, res, await deps.signer.sign(csr, { allowedSpiffeId: allowed, via: 'join-token', remote, tokenId: grant.tokenId }));
     return;
   }
   if (is('POST', '/v1/renew')) {
-    const socket = req.socket as TLSSocket;
-    const caller = socket.authorized ? peerSpiffeId(socket) : null;
-    if (caller === null) throw new ApiError(401, 'WEFT_E_UNAUTHENTICATED', 'renewal needs a client certificate from this CA (the sidecar\'s current one)');
-    const body = await jsonBody(req);
-    const csr = stringField(body, 'csr');
-    deps.signer.admit({ via: 'certificate', remote });
-    const leaf = await deps.signer.sign(csr, { allowedSpiffeId: caller, via: 'certificate', remote });
-    send(res, 200, { spiffeId: leaf.spiffeId, certificate: leaf.certPem, bundle: deps.bundlePem(), notAfter: leaf.notAfter.toISOString() });
+    const caller = callerService(deps, req);
+    const csr = parseCsr(stringField(await jsonBody(req), 'csr'));
+    deps.signer.admit('certificate');
+    sendLeaf(deps, res, await deps.signer.sign(csr, { allowedSpiffeId: caller.spiffeId, via: 'certificate', remote }));
     return;
   }
   if (is('POST', '/v1/tokens')) {
@@ -117,7 +120,9 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     const body = await jsonBody(req);
     const service = stringField(body, 'service');
     const namespace = optionalString(body, 'namespace') ?? 'default';
+    if (namespace === RESERVED_NAMESPACE) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', `the namespace ${RESERVED_NAMESPACE} is the control plane's own`);
     const ttlMs = parseDuration(optionalString(body, 'ttl') ?? '1h');
+    if (ttlMs < 1000 || ttlMs > MAX_TOKEN_TTL_MS) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"ttl" must be between 1s and 30d');
     const uses = body['uses'] === undefined ? 1 : body['uses'];
     if (uses !== null && (typeof uses !== 'number' || !Number.isInteger(uses) || uses < 1)) {
       throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"uses" must be a positive integer, or null for unlimited');
@@ -129,6 +134,14 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     const created = await deps.tokens.create({ service, namespace, ttlMs, uses });
     deps.audit.record({ event: 'token.created', via: 'admin', remote, spiffeId, tokenId: created.tokenId });
     send(res, 201, { token: created.token, tokenId: created.tokenId, spiffeId, expiresAt: created.expiresAt.toISOString(), uses });
+    return;
+  }
+  const revoke = /^\/v1\/tokens\/([0-9a-f]{16})$/.exec(path ?? '');
+  if (revoke !== null && req.method === 'DELETE') {
+    requireAdmin(deps, req);
+    if (!(await deps.tokens.revoke(revoke[1]!))) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `no join token ${revoke[1]!}`);
+    deps.audit.record({ event: 'token.revoked', via: 'admin', remote, tokenId: revoke[1]! });
+    send(res, 200, { deleted: true });
     return;
   }
   if (path?.startsWith('/v1/catalog/')) {
@@ -186,13 +199,7 @@ async function resourceRoute(deps: ApiDeps, req: IncomingMessage, res: ServerRes
     }
     const problems = crossCheck(r, deps);
     if (problems.length > 0) throw invalid(problems);
-    const options = expectedRevision(req);
-    try {
-      send(res, 200, await deps.store.put({ kind: r.kind, namespace: r.namespace, name: r.name, spec: r.spec as unknown as JsonValue }, options));
-    } catch (err) {
-      if (err instanceof StoreConflictError) throw new ApiError(409, err.code, err.message);
-      throw err;
-    }
+    send(res, 200, await deps.store.put({ kind: r.kind, namespace: r.namespace, name: r.name, spec: r.spec as unknown as JsonValue }, expectedRevision(req)));
     return;
   }
   const parts = path.split('/').slice(3).map(decodeURIComponent); // after /v1/resources
@@ -213,14 +220,7 @@ async function resourceRoute(deps: ApiDeps, req: IncomingMessage, res: ServerRes
     return;
   }
   if (req.method === 'DELETE') {
-    let deleted: boolean;
-    try {
-      deleted = await deps.store.delete(kind, namespace, name, expectedRevision(req));
-    } catch (err) {
-      if (err instanceof StoreConflictError) throw new ApiError(409, err.code, err.message);
-      throw err;
-    }
-    if (!deleted) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `${kind} ${namespace}/${name} does not exist`);
+    if (!(await deps.store.delete(kind, namespace, name, expectedRevision(req)))) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `${kind} ${namespace}/${name} does not exist`);
     send(res, 200, { deleted: true });
     return;
   }
@@ -249,10 +249,7 @@ async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResp
     send(res, 200, { services: list });
     return;
   }
-  const socket = req.socket as TLSSocket;
-  const caller = socket.authorized ? peerSpiffeId(socket) : null;
-  if (caller === null) throw new ApiError(401, 'WEFT_E_UNAUTHENTICATED', 'the catalog takes registrations from sidecars: present the certificate this CA issued');
-  const { namespace, service } = parseServiceSpiffeId(caller);
+  const { namespace, service } = callerService(deps, req);
   if (req.method === 'POST' && path === '/v1/catalog/instances') {
     const body = await jsonBody(req);
     const problem = registrationProblem(body);
@@ -291,6 +288,28 @@ function expectedRevision(req: IncomingMessage): { expectedRevision?: number } {
 function invalid(problems: ConfigProblem[]): ApiError {
   const e = new ConfigError(problems);
   return new ApiError(400, e.code, e.message, {}, problems);
+}
+
+/**
+ * The service calling with its certificate: verified against the bundle, a weft service
+ * ID, in this server's trust domain (a CA without a name constraint could vouch for others).
+ */
+function callerService(deps: ApiDeps, req: IncomingMessage): { spiffeId: string; namespace: string; service: string } {
+  const socket = req.socket as TLSSocket;
+  const spiffeId = socket.authorized ? peerSpiffeId(socket) : null;
+  if (spiffeId === null) throw new ApiError(401, 'WEFT_E_UNAUTHENTICATED', 'this call needs the client certificate this CA issued to the sidecar');
+  let parsed;
+  try {
+    parsed = parseServiceSpiffeId(spiffeId);
+  } catch {
+    throw new ApiError(403, 'WEFT_E_FORBIDDEN', `${spiffeId} is not a weft service identity`);
+  }
+  if (parsed.trustDomain !== deps.trustDomain) throw new ApiError(403, 'WEFT_E_FORBIDDEN', `${spiffeId} is not in this mesh's trust domain (${deps.trustDomain})`);
+  return { spiffeId, namespace: parsed.namespace, service: parsed.service };
+}
+
+function sendLeaf(deps: ApiDeps, res: ServerResponse, leaf: IssuedLeaf): void {
+  send(res, 200, { spiffeId: leaf.spiffeId, certificate: leaf.certPem, bundle: deps.bundlePem(), notAfter: leaf.notAfter.toISOString() });
 }
 
 function requireAdmin(deps: ApiDeps, req: IncomingMessage): void {

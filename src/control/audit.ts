@@ -2,7 +2,7 @@ import { pino, type Logger } from 'pino';
 
 /** One line of the audit log: an issuance, a refusal, a token created. */
 export interface AuditEvent {
-  readonly event: 'csr.signed' | 'csr.refused' | 'token.created';
+  readonly event: 'csr.signed' | 'csr.refused' | 'token.created' | 'token.revoked';
   /** How the caller authenticated: a join token (id only, never the secret), its certificate, or the admin token. */
   readonly via: 'join-token' | 'certificate' | 'admin';
   readonly remote: string | undefined;
@@ -20,9 +20,15 @@ export interface AuditEvent {
  */
 export class AuditLog {
   readonly #log: Logger;
+  readonly #file: ReturnType<typeof pino.destination>;
 
   constructor(path: string) {
-    this.#log = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: path, mkdir: true, sync: true }));
+    this.#file = pino.destination({ dest: path, mkdir: true, sync: true });
+    this.#log = pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, this.#file);
+  }
+
+  close(): void {
+    this.#file.end();
   }
 
   record(event: AuditEvent): void {

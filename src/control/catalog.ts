@@ -9,7 +9,9 @@ import type { JsonValue, Store, StoredResource } from './store/store.js';
  * server restart. Liveness is the sidecar's reports: each carries the app's health, and an
  * instance whose sidecar stops reporting for `ttlMs` counts as critical. Health lives in
  * memory (a report every few seconds would otherwise be a store revision every few
- * seconds per instance): after a restart an instance is `unknown` until it reports again.
+ * seconds per instance): an instance is `unknown` until its first report (after a
+ * registration, and after a server restart). One that reports nothing for
+ * `deregisterAfterMs` is removed (`sweep`), so addresses that went away do not stay.
  */
 
 const KIND = 'Instance';
@@ -36,21 +38,27 @@ export interface CatalogInstance extends InstanceRegistration {
 }
 
 interface Liveness {
+  /** The last report, or the registration (or the server's start) before any report. */
   at: number;
-  healthy: boolean;
+  /** null: no report yet. */
+  healthy: boolean | null;
   reason: string | null;
 }
 
 export class Catalog {
   readonly #store: Store;
   readonly #ttlMs: number;
+  readonly #deregisterAfterMs: number;
   readonly #now: () => number;
+  readonly #started: number;
   readonly #liveness = new Map<string, Liveness>();
 
-  constructor(store: Store, options: { ttlMs: number; now?: () => number }) {
+  constructor(store: Store, options: { ttlMs: number; deregisterAfterMs: number; now?: () => number }) {
     this.#store = store;
     this.#ttlMs = options.ttlMs;
+    this.#deregisterAfterMs = options.deregisterAfterMs;
     this.#now = options.now ?? (() => performance.now());
+    this.#started = this.#now();
   }
 
   /** Registers (or updates) an instance; its id is stable for the same service, address and port. */
@@ -58,7 +66,7 @@ export class Catalog {
     const id = instanceId(reg);
     const spec: Record<string, JsonValue> = { service: reg.service, address: reg.address, port: reg.port, metadata: { ...reg.metadata } };
     await this.#store.put({ kind: KIND, namespace: reg.namespace, name: id, spec });
-    this.#liveness.set(key(reg.namespace, id), { at: this.#now(), healthy: true, reason: null });
+    this.#liveness.set(key(reg.namespace, id), { at: this.#now(), healthy: null, reason: null });
     return id;
   }
 
@@ -81,6 +89,19 @@ export class Catalog {
     return this.#store.delete(KIND, namespace, id);
   }
 
+  /** Removes the instances that have reported nothing for `deregisterAfterMs`; returns their ids. */
+  async sweep(): Promise<string[]> {
+    const now = this.#now();
+    const removed: string[] = [];
+    for (const r of await this.#store.list(KIND)) {
+      const since = this.#liveness.get(key(r.namespace, r.name))?.at ?? this.#started;
+      if (now - since <= this.#deregisterAfterMs) continue;
+      this.#liveness.delete(key(r.namespace, r.name));
+      if (await this.#store.delete(KIND, r.namespace, r.name)) removed.push(`${r.namespace}/${r.name}`);
+    }
+    return removed;
+  }
+
   /** Every instance (of one namespace when given), with its health now. */
   async instances(namespace?: string): Promise<CatalogInstance[]> {
     const now = this.#now();
@@ -90,10 +111,10 @@ export class Catalog {
   #view(r: StoredResource, now: number): CatalogInstance {
     const spec = r.spec as { service: string; address: string; port: number; metadata: Record<string, string> };
     const live = this.#liveness.get(key(r.namespace, r.name));
-    const age = live === undefined ? null : now - live.at;
+    const age = live === undefined || live.healthy === null ? null : now - live.at;
     let health: Health;
     let reason: string | null = null;
-    if (live === undefined) health = 'unknown';
+    if (live === undefined || live.healthy === null) health = 'unknown';
     else if (age! > this.#ttlMs) {
       health = 'critical';
       reason = `no report from its sidecar for ${Math.round(age! / 1000)}s`;

@@ -1,14 +1,15 @@
 import { createServer, type Server } from 'node:https';
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import { WeftError } from '../errors.js';
 import { writeNewCaDir } from '../pki/ca-dir.js';
 import { SelfIssuingSource } from '../pki/certificate-source.js';
-import { KEY_FILE_MODE, writeFileAtomic } from '../pki/files.js';
+import { KEY_FILE_MODE, pathExists, writeFileAtomic } from '../pki/files.js';
 import { loadIssuerDir, type Issuer } from '../pki/issuer.js';
 import { joinPem } from '../pki/pem.js';
 import { serviceSpiffeId } from '../pki/spiffe.js';
@@ -36,6 +37,8 @@ export interface ServerOptions {
   readonly serverNames: readonly string[];
   /** An instance whose sidecar has not reported for this long is critical. */
   readonly instanceTtlMs: number;
+  /** ... and is removed from the catalog after this long. */
+  readonly instanceDeregisterMs: number;
   readonly log: Logger;
 }
 
@@ -57,14 +60,34 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const issuer = await loadOrCreateCa(options);
   const trustDomain = issuer.trustDomain ?? options.trustDomain;
   const adminToken = await loadOrCreateAdminToken(join(dataDir, 'admin-token'));
-  const store = SqliteStore.open({ dataDir });
-  const audit = new AuditLog(join(dataDir, 'audit.log'));
   const spiffeId = serviceSpiffeId(trustDomain, TOKEN_NAMESPACE, 'weft-server');
   const identity = new SelfIssuingSource({ issuer, spiffeId, ttlMs: options.leafTtlMs, log, hostNames: hostNames(options.serverNames) });
-  let server: Server | null = null;
+  // Everything opened from here on is closed again if the start fails.
+  const opened: { store?: SqliteStore; audit?: AuditLog; https?: Server; sweeper?: NodeJS.Timeout } = {};
+  const closeAll = async () => {
+    identity.stop();
+    if (opened.sweeper !== undefined) clearInterval(opened.sweeper);
+    if (opened.https !== undefined) {
+      const https = opened.https;
+      await new Promise<void>((resolve) => {
+        https.close(() => resolve());
+        https.closeAllConnections();
+      });
+    }
+    await opened.store?.close();
+    opened.audit?.close();
+  };
   try {
+    const audit = (opened.audit = new AuditLog(join(dataDir, 'audit.log')));
+    const store = (opened.store = SqliteStore.open({ dataDir }));
     await identity.start();
-    const signer = new CsrSigner({ issuer, leafTtlMs: options.leafTtlMs, bucket: new TokenBucket(options.csrRate), audit });
+    const catalog = new Catalog(store, { ttlMs: options.instanceTtlMs, deregisterAfterMs: options.instanceDeregisterMs });
+    const signer = new CsrSigner({
+      issuer,
+      leafTtlMs: options.leafTtlMs,
+      buckets: { 'join-token': new TokenBucket(options.csrRate), certificate: new TokenBucket(options.csrRate) },
+      audit,
+    });
     const handler = apiHandler({
       trustDomain,
       signer,
@@ -73,31 +96,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       bundlePem: () => joinPem(issuer.bundlePems),
       adminTokenSha256: createHash('sha256').update(adminToken).digest(),
       store,
-      catalog: new Catalog(store, { ttlMs: options.instanceTtlMs }),
+      catalog,
+      log,
     });
     // Client certificates are optional (enrollment has none yet) and checked per route.
-    const https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler);
-    server = https;
+    const https = (opened.https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler));
     identity.subscribe((bundle) => https.setSecureContext(tlsOptions(bundle)));
+    opened.sweeper = setInterval(() => {
+      catalog.sweep().then(
+        (removed) => removed.length > 0 && log.info({ removed }, 'instances removed after reporting nothing'),
+        (err: unknown) => log.error({ err }, 'catalog sweep failed'),
+      );
+    }, options.instanceTtlMs).unref();
     const address = await listen(https, options.listen);
     log.info({ listen: formatHostPort(address), trustDomain, spiffeId, data: dataDir }, 'server ready');
-    return {
-      address,
-      trustDomain,
-      spiffeId,
-      async close() {
-        identity.stop();
-        await new Promise<void>((resolve) => {
-          https.close(() => resolve());
-          https.closeAllConnections();
-        });
-        await store.close();
-      },
-    };
+    return { address, trustDomain, spiffeId, close: closeAll };
   } catch (err) {
-    identity.stop();
-    server?.close();
-    await store.close();
+    await closeAll();
     throw err;
   }
 }
@@ -105,7 +120,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 async function loadOrCreateCa(options: ServerOptions): Promise<Issuer> {
   if (options.caDir !== undefined) return loadIssuerDir(options.caDir);
   const dir = join(options.dataDir, 'ca');
-  if (!(await exists(join(dir, 'intermediate.key')))) {
+  if (!(await pathExists(join(dir, 'intermediate.key')))) {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeNewCaDir(dir, { trustDomain: options.trustDomain });
     options.log.info({ ca: dir, trustDomain: options.trustDomain }, 'created the CA (root and intermediate)');
@@ -114,7 +129,7 @@ async function loadOrCreateCa(options: ServerOptions): Promise<Issuer> {
 }
 
 async function loadOrCreateAdminToken(file: string): Promise<string> {
-  if (await exists(file)) {
+  if (await pathExists(file)) {
     const token = (await readFile(file, 'utf8')).trim();
     if (token === '') throw new WeftError('WEFT_E_ADMIN_TOKEN', `${file} is empty; delete it and restart to create a new admin token`);
     return token;
@@ -125,8 +140,8 @@ async function loadOrCreateAdminToken(file: string): Promise<string> {
 }
 
 function hostNames(extra: readonly string[]): { dnsNames: string[]; ips: string[] } {
-  const names = new Set(['localhost', hostname(), ...extra.filter((n) => !/^[\d.:]+$/.test(n))]);
-  const ips = new Set(['127.0.0.1', '::1', ...extra.filter((n) => /^[\d.:]+$/.test(n))]);
+  const names = new Set(['localhost', hostname(), ...extra.filter((n) => isIP(n) === 0)]);
+  const ips = new Set(['127.0.0.1', '::1', ...extra.filter((n) => isIP(n) !== 0)]);
   return { dnsNames: [...names], ips: [...ips] };
 }
 
@@ -143,11 +158,3 @@ function listen(server: Server, address: HostPort): Promise<HostPort> {
   });
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

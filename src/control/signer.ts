@@ -1,4 +1,4 @@
-import { parseCsr } from '../pki/csr.js';
+import type { CertificateRequest } from '../pki/csr.js';
 import { issueLeaf, type IssuedLeaf, type Issuer } from '../pki/issuer.js';
 import { isWeftError } from '../errors.js';
 import type { AuditLog } from './audit.js';
@@ -27,67 +27,66 @@ export interface SignRequest {
 
 /**
  * Signs CSRs with the control plane's intermediate: only for the one SPIFFE ID the caller
- * is entitled to, at most `bucket`'s rate (`admit`: 429 with Retry-After beyond), every issuance and
- * refusal written to the audit log. The CSR carries only a public key: keys never leave
- * the sidecars.
+ * is entitled to, at a bounded rate per way in (`admit`: 429 with Retry-After beyond;
+ * enrollment, which anyone can attempt, has its own bucket so it cannot starve renewals),
+ * every issuance and refusal after admission written to the audit log. The CSR carries only
+ * a public key: keys never leave the sidecars.
  */
 export class CsrSigner {
   readonly #issuer: Issuer;
   readonly #ttlMs: number;
-  readonly #bucket: TokenBucket;
+  readonly #buckets: Readonly<Record<SignRequest['via'], TokenBucket>>;
   readonly #audit: AuditLog;
 
-  constructor(options: { issuer: Issuer; leafTtlMs: number; bucket: TokenBucket; audit: AuditLog }) {
+  constructor(options: { issuer: Issuer; leafTtlMs: number; buckets: Readonly<Record<SignRequest['via'], TokenBucket>>; audit: AuditLog }) {
     this.#issuer = options.issuer;
     this.#ttlMs = options.leafTtlMs;
-    this.#bucket = options.bucket;
+    this.#buckets = options.buckets;
     this.#audit = options.audit;
   }
 
   /**
-   * Takes one signing from the rate limit, or throws a 429 refusal. Called before anything
-   * is spent on the request (a join token's use, say).
+   * Takes one signing from the rate limit of `via`, or throws a 429 refusal. Called before
+   * anything is spent on the request (a join token's use, say). Not audited: a flood of
+   * refused attempts must not become a flood of disk writes.
    */
-  admit(request: Pick<SignRequest, 'via' | 'remote'>): void {
-    const wait = this.#bucket.take();
+  admit(via: SignRequest['via']): void {
+    const wait = this.#buckets[via].take();
     if (wait === 0) return;
     const retryAfter = Math.max(1, Math.ceil(wait / 1000));
-    throw this.#refuse({ ...request, allowedSpiffeId: '' }, undefined, new SignRefused(429, 'WEFT_E_RATE_LIMITED', `too many signing requests; retry in ${retryAfter}s`, retryAfter));
+    throw new SignRefused(429, 'WEFT_E_RATE_LIMITED', `too many signing requests; retry in ${retryAfter}s`, retryAfter);
   }
 
-  /** Signs `csrPem` if it asks for the caller's own SPIFFE ID (call `admit` first). */
-  async sign(csrPem: string, request: SignRequest): Promise<IssuedLeaf> {
-    let spiffeId: string | undefined;
+  /** Signs `csr` (parsed and verified) if it asks for the caller's own SPIFFE ID (call `admit` first). */
+  async sign(csr: CertificateRequest, request: SignRequest): Promise<IssuedLeaf> {
+    if (csr.spiffeId !== request.allowedSpiffeId) {
+      throw this.#refuse(request, csr.spiffeId, new SignRefused(403, 'WEFT_E_IDENTITY_MISMATCH', `this caller may only obtain ${request.allowedSpiffeId}, not ${csr.spiffeId}`));
+    }
+    let leaf: IssuedLeaf;
     try {
-      const csr = parseCsr(csrPem);
-      spiffeId = csr.spiffeId;
-      if (csr.spiffeId !== request.allowedSpiffeId) {
-        throw new SignRefused(403, 'WEFT_E_IDENTITY_MISMATCH', `this caller may only obtain ${request.allowedSpiffeId}, not ${csr.spiffeId}`);
-      }
-      const leaf = await issueLeaf(this.#issuer, { spiffeId: csr.spiffeId, ttlMs: this.#ttlMs, publicKey: csr.publicKey });
-      this.#audit.record({
-        event: 'csr.signed',
-        via: request.via,
-        remote: request.remote,
-        spiffeId: leaf.spiffeId,
-        serial: leaf.serial,
-        notAfter: leaf.notAfter.toISOString(),
-        ...(request.tokenId !== undefined ? { tokenId: request.tokenId } : {}),
-      });
-      return leaf;
+      leaf = await issueLeaf(this.#issuer, { spiffeId: csr.spiffeId, ttlMs: this.#ttlMs, publicKey: csr.publicKey });
     } catch (err) {
-      if (err instanceof SignRefused) throw this.#refuse(request, spiffeId, err);
-      if (isWeftError(err)) throw this.#refuse(request, spiffeId, new SignRefused(400, err.code, err.message));
+      if (isWeftError(err)) throw this.#refuse(request, csr.spiffeId, new SignRefused(400, err.code, err.message));
       throw err;
     }
+    this.#audit.record({
+      event: 'csr.signed',
+      via: request.via,
+      remote: request.remote,
+      spiffeId: leaf.spiffeId,
+      serial: leaf.serial,
+      notAfter: leaf.notAfter.toISOString(),
+      ...(request.tokenId !== undefined ? { tokenId: request.tokenId } : {}),
+    });
+    return leaf;
   }
 
-  #refuse(request: SignRequest, spiffeId: string | undefined, refusal: SignRefused): SignRefused {
+  #refuse(request: SignRequest, spiffeId: string, refusal: SignRefused): SignRefused {
     this.#audit.record({
       event: 'csr.refused',
       via: request.via,
       remote: request.remote,
-      ...(spiffeId !== undefined || request.allowedSpiffeId !== '' ? { spiffeId: spiffeId ?? request.allowedSpiffeId } : {}),
+      spiffeId,
       reason: refusal.message,
       ...(request.tokenId !== undefined ? { tokenId: request.tokenId } : {}),
     });

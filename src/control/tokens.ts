@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { WeftError } from '../errors.js';
+import { RESERVED_NAMESPACE } from '../config/names.js';
 import type { Store, StoredResource } from './store/store.js';
 import { StoreConflictError } from './store/errors.js';
 
@@ -10,7 +11,7 @@ import { StoreConflictError } from './store/errors.js';
  * A token reads `wft.<id>.<secret>`; the id names the resource, the secret proves it.
  */
 
-export const TOKEN_NAMESPACE = 'weft-system';
+export const TOKEN_NAMESPACE = RESERVED_NAMESPACE;
 const KIND = 'JoinToken';
 const PREFIX = 'wft';
 
@@ -77,7 +78,7 @@ export class JoinTokens {
     const [, tokenId, secret] = parts as [string, string, string];
     for (let attempt = 0; attempt < 10; attempt++) {
       const stored = await this.#store.get(KIND, TOKEN_NAMESPACE, tokenId);
-      if (stored === undefined) throw new TokenRefused('unknown join token (deleted, or from another server)', tokenId);
+      if (stored === undefined) throw new TokenRefused('unknown join token (revoked, or from another server)', tokenId);
       const spec = stored.spec as unknown as TokenSpec;
       const expected = Buffer.from(spec.secretSha256, 'hex');
       const actual = Buffer.from(sha256(secret), 'hex');
@@ -93,6 +94,11 @@ export class JoinTokens {
       return { tokenId, service: spec.service, namespace: spec.namespace };
     }
     throw new TokenRefused('the join token is being used by many enrollments at once; retry', tokenId);
+  }
+
+  /** Deletes a token (it can no longer enroll anyone); false when there is none. */
+  revoke(tokenId: string): Promise<boolean> {
+    return this.#store.delete(KIND, TOKEN_NAMESPACE, tokenId);
   }
 
   async #spend(stored: StoredResource, spec: TokenSpec): Promise<void> {

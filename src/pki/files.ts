@@ -40,3 +40,11 @@ export async function refuseToOverwrite(paths: readonly string[], hint: string):
     if (exists) throw new WeftError('WEFT_E_EXISTS', `"${path}" already exists; ${hint}`);
   }
 }
+
+/** Whether `path` exists (and can be reached). */
+export function pathExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}

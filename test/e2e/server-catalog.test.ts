@@ -14,7 +14,8 @@ import { createToken, curl, opensslCsr, startServer } from '../helpers/control.j
 test('instances register with their certificate, report health, expire, and survive a restart', async (t) => {
   const dir = await tempDir(t);
   const data = join(dir, 'data');
-  let server = await startServer(t, data, ['--instance-ttl', '2s']);
+  const flags = ['--instance-ttl', '2s', '--instance-deregister', '5s'];
+  let server = await startServer(t, data, flags);
 
   /** Enrolls `name` for `service` and returns curl's client-certificate flags. */
   const enroll = async (name: string, service: string): Promise<string[]> => {
@@ -44,6 +45,9 @@ test('instances register with their certificate, report health, expire, and surv
   const id1 = await register(api1, { address: '198.18.0.2', port: 8443, metadata: { version: 'v1' } });
   const id2 = await register(api2, { address: '198.18.0.3', port: 8443, metadata: { version: 'v2' } });
   assert.match(id1, /^api-[0-9a-f]{12}$/);
+  assert.deepEqual((await api()).instances.map((i) => i.health), ['unknown', 'unknown'], 'no traffic before the first report');
+  assert.equal((await report(api1, id1, { healthy: true })).status, 200);
+  assert.equal((await report(api2, id2, { healthy: true })).status, 200);
   assert.equal((await api()).passing, 2);
 
   // The service comes from the certificate, never from the body: web cannot report for api.
@@ -61,17 +65,25 @@ test('instances register with their certificate, report health, expire, and surv
   const table = await runWeft(['services', '--server', server.url, '--data', data]);
   assert.match(table.stdout, /^api\s+default\s+1\/2\s+198\.18\.0\.2:8443 passing \(v1\), 198\.18\.0\.3:8443 critical \(v2\): GET \/healthz: 503$/m);
 
-  // api1's sidecar goes silent: after the 2 s ttl it is critical too.
+  // api1's sidecar goes silent: after the 2 s ttl it is critical too. An instance that
+  // never reports at all is removed after the 5 s deregistration time.
+  const ghost = await register(api2, { address: '198.18.0.4', port: 8443 });
   await new Promise((r) => setTimeout(r, 2500));
   now = await api();
   assert.equal(now.passing, 0);
   assert.match(now.instances.find((i) => i.id === id1)!.reason ?? '', /no report from its sidecar/);
   assert.equal((await report(api1, id1, { healthy: true })).status, 200);
+  assert.equal((await report(api2, id2, { healthy: false, reason: 'GET /healthz: 503' })).status, 200);
   assert.equal((await api()).passing, 1, 'a report brings it back');
+  assert.ok((await api()).instances.some((i) => i.id === ghost));
+  await new Promise((r) => setTimeout(r, 5000));
+  assert.ok(!(await api()).instances.some((i) => i.id === ghost), 'the silent instance was removed');
+  assert.equal((await report(api1, id1, { healthy: true })).status, 200);
+  assert.equal((await report(api2, id2, { healthy: true })).status, 200);
 
   // Restart: registrations are kept; health is unknown until the next report.
   assert.equal(await server.proc.stop(), 0);
-  server = await startServer(t, data, ['--instance-ttl', '2s']);
+  server = await startServer(t, data, flags);
   now = await api();
   assert.deepEqual(now.instances.map((i) => i.health).sort(), ['unknown', 'unknown']);
   assert.equal((await report(api1, id1, { healthy: true })).status, 200);

@@ -43,11 +43,17 @@ test('a join token enrolls its service once; the certificate verifies with opens
   const admin = await enroll({ token: other, csr: await opensslCsr(dir, 'admin', 'spiffe://weft.local/ns/default/svc/admin') });
   assert.equal(admin.status, 403, 'a token for web cannot enroll admin');
   assert.match(admin.body, /WEFT_E_IDENTITY_MISMATCH/);
-  const forged = await enroll({ token: `${other.slice(0, -4)}AAAA`, csr });
+  const revoked = await runWeft(['token', 'revoke', other, '--server', url, '--data', data]);
+  assert.equal(revoked.code, 0, revoked.stderr);
+  assert.equal((await enroll({ token: other, csr })).status, 401, 'a revoked token enrolls no one');
+  const third = await createToken(url, data, ['--service', 'web', '--uses', '2']);
+  const forged = await enroll({ token: `${third.slice(0, -4)}AAAA`, csr });
   assert.equal(forged.status, 401);
-  const garbage = await enroll({ token: other, csr: 'not a csr' });
+  const garbage = await enroll({ token: third, csr: 'not a csr' });
   assert.equal(garbage.status, 400);
 
+  const reserved = await curl(data, ['-H', `authorization: Bearer ${(await readFile(join(data, 'admin-token'), 'utf8')).trim()}`, '--data-binary', '{"service":"weft-server","namespace":"weft-system"}', `${url}/v1/tokens`]);
+  assert.equal(reserved.status, 400, 'no token for the control plane\'s own identity');
   const wrongAdmin = await curl(data, ['-H', 'authorization: Bearer nope', '--data-binary', '{"service":"web"}', `${url}/v1/tokens`]);
   assert.equal(wrongAdmin.status, 401);
   const noAdmin = await curl(data, ['--data-binary', '{"service":"web"}', `${url}/v1/tokens`]);
@@ -62,7 +68,8 @@ test('a join token enrolls its service once; the certificate verifies with opens
   assert.equal(signed[0]!['spiffeId'], WEB);
   assert.match(String(signed[0]!['serial']), /^[0-9a-f]+$/);
   assert.ok(audit.filter((e) => e['event'] === 'csr.refused').length >= 3, JSON.stringify(audit));
-  assert.equal(audit.filter((e) => e['event'] === 'token.created').length, 2);
+  assert.equal(audit.filter((e) => e['event'] === 'token.created').length, 3);
+  assert.equal(audit.filter((e) => e['event'] === 'token.revoked').length, 1);
   const text = await readFile(join(data, 'audit.log'), 'utf8');
   assert.ok(!text.includes(token.split('.')[2]!) && !text.includes(other.split('.')[2]!), 'token secrets never reach the audit log');
 });
