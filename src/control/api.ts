@@ -5,6 +5,7 @@ import { isWeftError } from '../errors.js';
 import { parseCsr } from '../pki/csr.js';
 import { parseServiceSpiffeId, serviceSpiffeId } from '../pki/spiffe.js';
 import { registrationProblem, type Catalog, type CatalogInstance } from './catalog.js';
+import type { SnapshotFeed } from './snapshot.js';
 import { parseDuration } from '../duration.js';
 import { nameProblem } from '../config/names.js';
 import { peerSpiffeId } from '../proxy/tls.js';
@@ -31,6 +32,7 @@ export interface ApiDeps {
   readonly adminTokenSha256: Buffer;
   readonly store: Store;
   readonly catalog: Catalog;
+  readonly snapshots: SnapshotFeed;
   readonly log: Logger;
 }
 
@@ -50,6 +52,8 @@ class ApiError extends Error {
 
 const MAX_BODY = 64 * 1024;
 const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
+/** How long a snapshot long poll waits for a change before answering 304. */
+const SNAPSHOT_POLL_MS = 30_000;
 
 /**
  * The control plane's HTTPS API (version 1):
@@ -61,6 +65,7 @@ const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
  * | `POST /v1/renew` `{csr}` | a client certificate from this CA | signs a CSR for the caller's own SPIFFE ID |
  * | `POST /v1/tokens` `{service, namespace?, ttl?, uses?}` | the admin token | creates a join token |
  * | `DELETE /v1/tokens/ID` | the admin token | revokes a join token |
+ * | `GET /v1/snapshot?after=V` | a client certificate | the caller's snapshot (long poll; 304 when nothing moved) |
  * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -142,6 +147,18 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     if (!(await deps.tokens.revoke(revoke[1]!))) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `no join token ${revoke[1]!}`);
     deps.audit.record({ event: 'token.revoked', via: 'admin', remote, tokenId: revoke[1]! });
     send(res, 200, { deleted: true });
+    return;
+  }
+  if (is('GET', '/v1/snapshot')) {
+    const caller = callerService(deps, req);
+    const afterText = new URL(req.url ?? '/', 'https://x').searchParams.get('after');
+    const after = afterText === null ? 0 : Number(afterText);
+    if (!Number.isInteger(after) || after < 0) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"after" must be a snapshot version');
+    if (!(await deps.snapshots.wait(after, SNAPSHOT_POLL_MS))) {
+      res.writeHead(304).end();
+      return;
+    }
+    send(res, 200, await deps.snapshots.build(caller.namespace, caller.service));
     return;
   }
   if (path?.startsWith('/v1/catalog/')) {
@@ -264,6 +281,7 @@ async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResp
     if (typeof body['healthy'] !== 'boolean') throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"healthy" must be true or false');
     const ok = await deps.catalog.report(namespace, m[1]!, service, body['healthy'], typeof body['reason'] === 'string' ? body['reason'].slice(0, 200) : null);
     if (!ok) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `instance ${m[1]!} of ${service} is not registered; register again`);
+    await deps.snapshots.recheck();
     send(res, 200, { ok: true });
     return;
   }

@@ -19,6 +19,7 @@ import { AuditLog } from './audit.js';
 import { TokenBucket } from './rate-limit.js';
 import { CsrSigner } from './signer.js';
 import { Catalog } from './catalog.js';
+import { SnapshotFeed } from './snapshot.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { JoinTokens, TOKEN_NAMESPACE } from './tokens.js';
 
@@ -63,9 +64,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const spiffeId = serviceSpiffeId(trustDomain, TOKEN_NAMESPACE, 'weft-server');
   const identity = new SelfIssuingSource({ issuer, spiffeId, ttlMs: options.leafTtlMs, log, hostNames: hostNames(options.serverNames) });
   // Everything opened from here on is closed again if the start fails.
-  const opened: { store?: SqliteStore; audit?: AuditLog; https?: Server; sweeper?: NodeJS.Timeout } = {};
+  const opened: { store?: SqliteStore; audit?: AuditLog; https?: Server; sweeper?: NodeJS.Timeout; snapshots?: SnapshotFeed } = {};
   const closeAll = async () => {
     identity.stop();
+    opened.snapshots?.stop();
     if (opened.sweeper !== undefined) clearInterval(opened.sweeper);
     if (opened.https !== undefined) {
       const https = opened.https;
@@ -82,6 +84,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const store = (opened.store = SqliteStore.open({ dataDir }));
     await identity.start();
     const catalog = new Catalog(store, { ttlMs: options.instanceTtlMs, deregisterAfterMs: options.instanceDeregisterMs });
+    const snapshots = (opened.snapshots = new SnapshotFeed({ store, catalog, trustDomain, bundlePem: () => joinPem(issuer.bundlePems) }));
+    await snapshots.start();
     const signer = new CsrSigner({
       issuer,
       leafTtlMs: options.leafTtlMs,
@@ -97,17 +101,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       adminTokenSha256: createHash('sha256').update(adminToken).digest(),
       store,
       catalog,
+      snapshots,
       log,
     });
     // Client certificates are optional (enrollment has none yet) and checked per route.
     const https = (opened.https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler));
     identity.subscribe((bundle) => https.setSecureContext(tlsOptions(bundle)));
-    opened.sweeper = setInterval(() => {
-      catalog.sweep().then(
-        (removed) => removed.length > 0 && log.info({ removed }, 'instances removed after reporting nothing'),
-        (err: unknown) => log.error({ err }, 'catalog sweep failed'),
-      );
-    }, options.instanceTtlMs).unref();
+    // Once per TTL: drop instances silent past the deregistration time, and notice
+    // instances whose silence made them critical (snapshot followers must hear of it).
+    const sweep = async () => {
+      const removed = await catalog.sweep();
+      if (removed.length > 0) log.info({ removed }, 'instances removed after reporting nothing');
+      await snapshots.recheck();
+    };
+    opened.sweeper = setInterval(() => sweep().catch((err: unknown) => log.error({ err }, 'catalog sweep failed')), Math.min(1000, options.instanceTtlMs)).unref();
     const address = await listen(https, options.listen);
     log.info({ listen: formatHostPort(address), trustDomain, spiffeId, data: dataDir }, 'server ready');
     return { address, trustDomain, spiffeId, close: closeAll };
