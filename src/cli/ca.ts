@@ -106,8 +106,8 @@ async function initCommand(args: string[], io: Io): Promise<number> {
   const out = required('init', values.out, '--out', 'the directory to write the CA into');
   const trustDomain = required('init', values['trust-domain'], '--trust-domain', 'e.g. --trust-domain example.org');
   validateTrustDomain(trustDomain);
-  const rootTtl = duration('--root-ttl', values['root-ttl']);
-  const intermediateTtl = duration('--intermediate-ttl', values['intermediate-ttl']);
+  const rootTtl = durationFlag('--root-ttl', values['root-ttl']);
+  const intermediateTtl = durationFlag('--intermediate-ttl', values['intermediate-ttl']);
   const files = caFiles(out);
   if (!values.force) {
     await refuseToOverwrite(
@@ -147,7 +147,7 @@ async function intermediateCommand(args: string[], io: Io): Promise<number> {
   if (values.help) return help(io, 'weft ca intermediate --root DIR --out DIR2 [--trust-domain TD] [--ttl 8760h] [--no-name-constraint] [--force]');
   const rootDir = required('intermediate', values.root, '--root', 'the directory holding root.pem and root.key');
   const out = required('intermediate', values.out, '--out', 'the directory to write the intermediate into');
-  const ttlMs = duration('--ttl', values.ttl);
+  const ttlMs = durationFlag('--ttl', values.ttl);
   const files = caFiles(out);
   if (!values.force) {
     await refuseToOverwrite([files.intermediateKey], 'refusing to replace an existing intermediate key; pass --force to do it anyway');
@@ -196,7 +196,7 @@ async function issueCommand(args: string[], io: Io): Promise<number> {
   const issuerDir = required('issue', values.issuer, '--issuer', 'a directory made by `weft ca init` or `weft ca intermediate`');
   const service = required('issue', values.service, '--service', 'the service name, e.g. --service web');
   const out = required('issue', values.out, '--out', 'the directory to write cert.pem, key.pem and bundle.pem into');
-  const ttlMs = duration('--ttl', values.ttl);
+  const ttlMs = durationFlag('--ttl', values.ttl);
 
   const issuer = await loadIssuerDir(issuerDir);
   const trustDomain = values['trust-domain'] ?? issuer.trustDomain;
@@ -312,8 +312,6 @@ function usage(command: string, message: string): WeftError {
 function required(command: string, value: string | undefined, flag: string, what: string): string {
   return requiredFlag(`ca ${command}`, value, flag, what);
 }
-
-const duration = durationFlag;
 
 function help(io: Io, line: string): number {
   io.stdout(`Usage: ${line}\n\nRun \`weft ca --help\` for all commands.\n`);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { parseDuration } from '../duration.js';
 import { parseHostPort, type HostPort } from './address.js';
 import { parseSpiffeId } from '../pki/spiffe.js';
+import { NAME } from './names.js';
 
 /** Field types shared by the sidecar's configuration and the control plane's resources. */
 
@@ -31,3 +32,6 @@ export const spiffeId = z.string().superRefine((text, ctx) => {
   }
 });
 
+
+/** A service, namespace or resource name: a DNS label. `what` names it in the message. */
+export const dnsLabel = (what: string) => z.string().regex(NAME, `${what} must be lowercase letters, digits and '-' (DNS label, at most 63 characters)`);

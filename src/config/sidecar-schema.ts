@@ -1,15 +1,13 @@
 import { z } from 'zod';
 import { isLoopback, type HostPort } from './address.js';
 import { parseDuration } from '../duration.js';
-import { NAME } from './names.js';
-import { duration, hostPort, spiffeId } from './common-schema.js';
+import { dnsLabel, duration, hostPort, spiffeId } from './common-schema.js';
 
 // The configuration is validated once at start and on each reload: zod's JIT (code generated
 // with new Function on an object schema's first parse) costs more than it saves there.
 z.config({ jitless: true });
 
-const name = (what: string) =>
-  z.string().regex(NAME, `${what} must be lowercase letters, digits and '-' (DNS label, at most 63 characters)`);
+const name = dnsLabel;
 
 const protocol = z.enum(['http', 'tcp'], { message: 'protocol must be http or tcp' });
 

@@ -4,7 +4,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isWeftError } from '../errors.js';
 import { parseCsr } from '../pki/csr.js';
 import { parseServiceSpiffeId, serviceSpiffeId } from '../pki/spiffe.js';
-import { registrationProblem, type Catalog, type CatalogInstance } from './catalog.js';
+import { registrationProblem, type Catalog } from './catalog.js';
 import type { SnapshotFeed } from './snapshot.js';
 import { parseDuration } from '../duration.js';
 import { nameProblem } from '../config/names.js';
@@ -253,17 +253,7 @@ async function resourceRoute(deps: ApiDeps, req: IncomingMessage, res: ServerRes
 async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   if (req.method === 'GET' && path === '/v1/catalog/services') {
     requireAdmin(deps, req);
-    const services = new Map<string, { service: string; namespace: string; passing: number; instances: CatalogInstance[] }>();
-    for (const i of await deps.catalog.instances()) {
-      const k = `${i.namespace}/${i.service}`;
-      let entry = services.get(k);
-      if (entry === undefined) services.set(k, (entry = { service: i.service, namespace: i.namespace, passing: 0, instances: [] }));
-      entry.instances.push(i);
-      if (i.health === 'passing') entry.passing++;
-    }
-    const list = [...services.values()].sort((a, b) => `${a.namespace}/${a.service}`.localeCompare(`${b.namespace}/${b.service}`));
-    for (const entry of list) entry.instances.sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`, 'en', { numeric: true }));
-    send(res, 200, { services: list });
+    send(res, 200, { services: await deps.catalog.services() });
     return;
   }
   const { namespace, service } = callerService(deps, req);

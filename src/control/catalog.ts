@@ -75,18 +75,22 @@ export class Catalog {
    * instance is not registered (the sidecar must register again).
    */
   async report(namespace: string, id: string, service: string, healthy: boolean, reason: string | null): Promise<boolean> {
-    const stored = await this.#store.get(KIND, namespace, id);
-    if (stored === undefined || (stored.spec as { service?: string }).service !== service) return false;
+    if (!(await this.#owns(namespace, id, service))) return false;
     this.#liveness.set(key(namespace, id), { at: this.#now(), healthy, reason: healthy ? null : reason });
     return true;
   }
 
   /** Removes an instance (its sidecar shuts down). */
   async deregister(namespace: string, id: string, service: string): Promise<boolean> {
-    const stored = await this.#store.get(KIND, namespace, id);
-    if (stored === undefined || (stored.spec as { service?: string }).service !== service) return false;
+    if (!(await this.#owns(namespace, id, service))) return false;
     this.#liveness.delete(key(namespace, id));
     return this.#store.delete(KIND, namespace, id);
+  }
+
+  /** Whether instance `id` is registered, and registered for `service` (its caller's). */
+  async #owns(namespace: string, id: string, service: string): Promise<boolean> {
+    const stored = await this.#store.get(KIND, namespace, id);
+    return stored !== undefined && (stored.spec as { service?: string }).service === service;
   }
 
   /** Removes the instances that have reported nothing for `deregisterAfterMs`; returns their ids. */
@@ -106,6 +110,21 @@ export class Catalog {
   async instances(namespace?: string): Promise<CatalogInstance[]> {
     const now = this.#now();
     return (await this.#store.list(KIND, namespace)).map((r) => this.#view(r, now));
+  }
+
+  /** Instances grouped by service (sorted by namespace/service, then address:port), with the count passing. */
+  async services(): Promise<{ service: string; namespace: string; passing: number; instances: CatalogInstance[] }[]> {
+    const services = new Map<string, { service: string; namespace: string; passing: number; instances: CatalogInstance[] }>();
+    for (const i of await this.instances()) {
+      const k = `${i.namespace}/${i.service}`;
+      let entry = services.get(k);
+      if (entry === undefined) services.set(k, (entry = { service: i.service, namespace: i.namespace, passing: 0, instances: [] }));
+      entry.instances.push(i);
+      if (i.health === 'passing') entry.passing++;
+    }
+    const list = [...services.values()].sort((a, b) => `${a.namespace}/${a.service}`.localeCompare(`${b.namespace}/${b.service}`));
+    for (const entry of list) entry.instances.sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`, 'en', { numeric: true }));
+    return list;
   }
 
   #view(r: StoredResource, now: number): CatalogInstance {

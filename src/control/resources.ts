@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { duration, spiffeId } from '../config/common-schema.js';
-import { NAME, RESERVED_NAMESPACE } from '../config/names.js';
+import { dnsLabel, duration, spiffeId } from '../config/common-schema.js';
+import { RESERVED_NAMESPACE } from '../config/names.js';
 import { ConfigError, type ConfigProblem } from '../config/problems.js';
 import { validateConfig } from '../config/load.js';
 
@@ -14,7 +14,6 @@ import { validateConfig } from '../config/load.js';
 export const RESOURCE_DOCS = 'docs/control-plane.md';
 export const MESH_NAMESPACE = RESERVED_NAMESPACE;
 
-const dnsLabel = (what: string) => z.string().regex(NAME, `${what} must be lowercase letters, digits and '-' (DNS label, at most 63 characters)`);
 const mtlsMode = z.enum(['strict', 'permissive'], { message: 'mode must be strict or permissive' });
 
 const meshSpec = z.strictObject({
