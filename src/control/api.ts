@@ -65,7 +65,7 @@ const SNAPSHOT_POLL_MS = 30_000;
  * | `POST /v1/renew` `{csr}` | a client certificate from this CA | signs a CSR for the caller's own SPIFFE ID |
  * | `POST /v1/tokens` `{service, namespace?, ttl?, uses?}` | the admin token | creates a join token |
  * | `DELETE /v1/tokens/ID` | the admin token | revokes a join token |
- * | `GET /v1/snapshot?after=V` | a client certificate | the caller's snapshot (long poll; 304 when nothing moved) |
+ * | `GET /v1/snapshot` (`If-None-Match: "HASH"`) | a client certificate | the caller's snapshot; a long poll while it is still HASH (304 after 30 s) |
  * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -151,15 +151,21 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
   }
   if (is('GET', '/v1/snapshot')) {
     const caller = callerService(deps, req);
-    const afterText = new URL(req.url ?? '/', 'https://x').searchParams.get('after');
-    const after = afterText === null ? 0 : Number(afterText);
-    if (!Number.isInteger(after) || after < 0) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"after" must be a snapshot version');
-    if (!(await deps.snapshots.wait(after, SNAPSHOT_POLL_MS))) {
-      res.writeHead(304).end();
-      return;
+    const known = /^"?([A-Za-z0-9_-]{1,64})"?$/.exec(req.headers['if-none-match'] ?? '')?.[1] ?? null;
+    const deadline = Date.now() + SNAPSHOT_POLL_MS;
+    for (;;) {
+      const seen = deps.snapshots.version;
+      const snapshot = await deps.snapshots.build(caller.namespace, caller.service);
+      if (snapshot.hash !== known) {
+        send(res, 200, snapshot, { etag: `"${snapshot.hash}"` });
+        return;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || !(await deps.snapshots.wait(seen, left)) || req.socket.destroyed) {
+        if (!req.socket.destroyed) res.writeHead(304, { etag: `"${snapshot.hash}"` }).end();
+        return;
+      }
     }
-    send(res, 200, await deps.snapshots.build(caller.namespace, caller.service));
-    return;
   }
   if (path?.startsWith('/v1/catalog/')) {
     await catalogRoute(deps, req, res, path);

@@ -49,7 +49,16 @@ const healthCheck = z
 
 const serviceSpec = z.strictObject({
   protocol: z.enum(['http', 'tcp'], { message: 'protocol must be http or tcp' }).default('http'),
-  mtls: z.strictObject({ mode: mtlsMode }).optional(),
+  mtls: z
+    .strictObject({
+      mode: mtlsMode,
+      /**
+       * false with mode strict: a dry run. Plaintext is still served, and every request or
+       * connection strict mode would refuse is logged and counted (docs/migration.md).
+       */
+      enforce: z.boolean().default(true),
+    })
+    .optional(),
   healthCheck: healthCheck.optional(),
 });
 
@@ -103,6 +112,13 @@ const resourceSchema = z.discriminatedUnion(
 );
 
 export type Resource = z.output<typeof resourceSchema>;
+export type MeshSpec = z.output<typeof meshSpec>;
+export type ServiceSpec = z.output<typeof serviceSpec>;
+export type HealthCheckSpec = z.output<typeof healthCheck>;
+export type AuthorizationPolicySpec = z.output<typeof authorizationPolicySpec>;
+/** One rule of an AuthorizationPolicy, validated (see docs/authorization.md). */
+export type AuthorizationRule = z.output<typeof rule>;
+export type AuthorizationSource = z.output<typeof source>;
 export const RESOURCE_KINDS = ['Mesh', 'Service', 'AuthorizationPolicy'] as const;
 
 /** The schema, for callers that locate problems in a YAML file themselves (`weft apply`). */
@@ -133,7 +149,7 @@ export function normalize(resource: Resource): NormalizedResource {
 export function crossCheck(resource: NormalizedResource, context: { trustDomain: string }): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   if (resource.kind === 'Mesh') {
-    const spec = resource.spec as z.output<typeof meshSpec>;
+    const spec = resource.spec as MeshSpec;
     if (spec.trustDomain !== undefined && spec.trustDomain !== context.trustDomain) {
       problems.push({ path: 'spec.trustDomain', message: `this server's trust domain is ${context.trustDomain}, not ${spec.trustDomain}` });
     }

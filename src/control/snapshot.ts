@@ -1,48 +1,47 @@
+import { createHash } from 'node:crypto';
 import type { Catalog, CatalogInstance } from './catalog.js';
-import { MESH_NAMESPACE } from './resources.js';
+import { MESH_NAMESPACE, type AuthorizationPolicySpec, type AuthorizationRule, type HealthCheckSpec, type MeshSpec, type ServiceSpec } from './resources.js';
+import { DEFAULT_MESH, effectiveMtls, type EffectiveMtls } from './mtls-mode.js';
 import type { Store, StoredResource } from './store/store.js';
 import { serviceSpiffeId } from '../pki/spiffe.js';
 
 /**
  * What one sidecar needs to know, compiled by the server from the resources and the
- * catalog: its inbound policy (mTLS mode, authorization rules) and every service it may
- * call with its identity and healthy endpoints. Sidecars follow it with a long poll:
- * `GET /v1/snapshot?after=VERSION` answers at once when the version moved past VERSION,
- * else when it does (or with 304 after the poll timeout).
+ * catalog: its inbound policy (mTLS mode, authorization, the app's health check) and every
+ * service it may call with its identity and healthy endpoints. `hash` names the content:
+ * sidecars follow their snapshot with a long poll, `GET /v1/snapshot` with
+ * `If-None-Match: "HASH"`, answered when the content differs from HASH (at once, or when
+ * a change makes it differ), else with 304 after the poll timeout. Content hashes survive
+ * server restarts and agree across replicas, which a counter would not.
  */
 export interface Snapshot {
-  readonly version: number;
+  readonly hash: string;
   readonly service: string;
   readonly namespace: string;
   readonly spiffeId: string;
+  readonly trustDomain: string;
   readonly trustBundle: string;
   readonly inbound: {
     readonly protocol: 'http' | 'tcp';
-    readonly mtls: 'strict' | 'permissive';
-    readonly defaultAction: 'allow' | 'deny';
-    /** The rules of every AuthorizationPolicy targeting this service, by policy name, in rule order. */
-    readonly rules: readonly unknown[];
+    readonly mtls: EffectiveMtls;
+    readonly healthCheck: HealthCheckSpec | null;
+    readonly authorization: {
+      /** What happens to a call no rule matches (the Mesh's setting). */
+      readonly defaultAction: 'allow' | 'deny';
+      /** Every AuthorizationPolicy targeting this service, by name; rules keep their order. */
+      readonly policies: readonly { readonly name: string; readonly rules: readonly AuthorizationRule[] }[];
+    };
   };
-  readonly services: readonly {
-    readonly name: string;
-    readonly namespace: string;
-    readonly identity: string;
-    readonly protocol: 'http' | 'tcp';
-    readonly endpoints: readonly { readonly address: string; readonly port: number; readonly metadata: Readonly<Record<string, string>> }[];
-  }[];
+  readonly services: readonly SnapshotService[];
 }
 
-interface MeshSpec {
-  mtls: { mode: 'strict' | 'permissive'; allowPermissive: boolean };
-  authorization: { defaultAction: 'allow' | 'deny' };
-}
-interface ServiceSpec {
-  protocol: 'http' | 'tcp';
-  mtls?: { mode: 'strict' | 'permissive' };
-}
-interface PolicySpec {
-  targetRef: { name: string };
-  rules: unknown[];
+/** A service a sidecar may call. */
+export interface SnapshotService {
+  readonly name: string;
+  readonly namespace: string;
+  readonly identity: string;
+  readonly protocol: 'http' | 'tcp';
+  readonly endpoints: readonly { readonly address: string; readonly port: number; readonly metadata: Readonly<Record<string, string>> }[];
 }
 
 /**
@@ -109,38 +108,38 @@ export class SnapshotFeed {
 
   /** The snapshot of `service` in `namespace` now. */
   async build(namespace: string, service: string): Promise<Snapshot> {
-    const version = this.#version;
-    const mesh = ((await this.#store.get('Mesh', MESH_NAMESPACE, 'default'))?.spec as unknown as MeshSpec | undefined) ?? {
-      mtls: { mode: 'permissive', allowPermissive: true },
-      authorization: { defaultAction: 'allow' },
-    };
+    const mesh = (await this.#store.get('Mesh', MESH_NAMESPACE, 'default'))?.spec as unknown as MeshSpec | undefined;
     const services = await this.#store.list('Service');
-    const own = services.find((s) => s.namespace === namespace && s.name === service)?.spec as unknown as ServiceSpec | undefined;
-    const wanted = own?.mtls?.mode ?? mesh.mtls.mode;
-    const policies = (await this.#store.list('AuthorizationPolicy', namespace)).filter((p) => (p.spec as unknown as PolicySpec).targetRef.name === service);
+    const specOf = (ns: string, name: string) => services.find((s) => s.namespace === ns && s.name === name)?.spec as unknown as ServiceSpec | undefined;
+    const own = specOf(namespace, service);
+    const policies = (await this.#store.list('AuthorizationPolicy', namespace))
+      .filter((p) => (p.spec as unknown as AuthorizationPolicySpec).targetRef.name === service)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((p) => ({ name: p.name, rules: (p.spec as unknown as AuthorizationPolicySpec).rules }));
     const instances = await this.#catalog.instances();
-    return {
-      version,
+    const content = {
       service,
       namespace,
       spiffeId: serviceSpiffeId(this.#trustDomain, namespace, service),
+      trustDomain: this.#trustDomain,
       trustBundle: this.#bundlePem(),
       inbound: {
         protocol: own?.protocol ?? 'http',
-        mtls: mesh.mtls.allowPermissive ? wanted : 'strict',
-        defaultAction: mesh.authorization.defaultAction,
-        rules: policies.flatMap((p) => (p.spec as unknown as PolicySpec).rules),
+        mtls: effectiveMtls(mesh, own),
+        healthCheck: own?.healthCheck ?? null,
+        authorization: { defaultAction: (mesh ?? DEFAULT_MESH).authorization.defaultAction, policies },
       },
       services: serviceNames(services, instances).map(({ name, namespace: ns }) => ({
         name,
         namespace: ns,
         identity: serviceSpiffeId(this.#trustDomain, ns, name),
-        protocol: (services.find((s) => s.namespace === ns && s.name === name)?.spec as unknown as ServiceSpec | undefined)?.protocol ?? 'http',
+        protocol: specOf(ns, name)?.protocol ?? 'http',
         endpoints: instances
           .filter((i) => i.namespace === ns && i.service === name && i.health === 'passing')
           .map((i) => ({ address: i.address, port: i.port, metadata: i.metadata })),
       })),
     };
+    return { hash: createHash('sha256').update(JSON.stringify(content)).digest('base64url').slice(0, 22), ...content };
   }
 
   #bump(): void {
