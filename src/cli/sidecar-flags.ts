@@ -24,6 +24,11 @@ export const SIDECAR_FLAGS = {
   ttl: { type: 'string' },
   admin: { type: 'string' },
   'drain-timeout': { type: 'string' },
+  server: { type: 'string', multiple: true },
+  token: { type: 'string' },
+  state: { type: 'string' },
+  advertise: { type: 'string' },
+  meta: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -31,6 +36,16 @@ export const SIDECAR_USAGE = `weft sidecar [-c FILE] [flags]
 
 Every flag has a WEFT_* environment variable; flags win over variables, which win over the file.
   -c, --config FILE            YAML config file (docs/sidecar.md)
+
+Connected mode (docs/control-plane.md): the server signs the certificate and sends the config.
+  --server URL                 WEFT_SERVER         https://HOST:PORT of weft server (repeat for replicas)
+  --token TOKEN                WEFT_TOKEN          join token (\`weft token create\`), for the first enrollment
+  --state DIR                  WEFT_STATE          keeps the certificate and last-known-good config (required)
+  --advertise IP               WEFT_ADVERTISE      address callers reach this instance on (default: toward the server)
+  --meta KEY=VALUE             WEFT_META           instance metadata, e.g. version=v2 (repeat)
+  --upstream NAME=LISTEN       WEFT_UPSTREAMS      call service NAME at LISTEN, e.g. api=127.0.0.1:9001
+
+Static mode and both:
   --service NAME               WEFT_SERVICE        this service's name
   --namespace NS               WEFT_NAMESPACE      default: default
   --trust-domain TD            WEFT_TRUST_DOMAIN   default: from the issuer or certificate
@@ -39,7 +54,7 @@ Every flag has a WEFT_* environment variable; flags win over variables, which wi
   --protocol http|tcp          WEFT_PROTOCOL       inbound protocol (default http)
   --mtls strict|permissive     WEFT_MTLS           default strict
   --allow SPIFFE_ID            WEFT_ALLOW          allowed callers (repeat; variable: space-separated)
-  --upstream NAME=LISTEN=EP[,EP][=tcp]  WEFT_UPSTREAMS  (repeat; variable: space-separated)
+  --upstream NAME=LISTEN=EP[,EP][=tcp]  WEFT_UPSTREAMS  static upstream (repeat; variable: space-separated)
   --issuer DIR                 WEFT_ISSUER_DIR     self-issue from a \`weft ca\` folder
   --issuer-cert F|PEM          WEFT_ISSUER_CERT    self-issue from an intermediate (file or PEM text)
   --issuer-key F|PEM           WEFT_ISSUER_KEY
@@ -105,6 +120,13 @@ export function sidecarOverrides(flags: FlagValues, env: NodeJS.ProcessEnv): { o
   const admin = pick('admin', 'WEFT_ADMIN');
   if (admin) set(['admin'], { value: { listen: admin.value }, from: admin.from });
   set(['drainTimeout'], pick('drain-timeout', 'WEFT_DRAIN_TIMEOUT'));
+  const servers = flags.server ?? splitList(env['WEFT_SERVER']);
+  if (servers) set(['server', 'urls'], { value: servers, from: flags.server ? '--server' : 'WEFT_SERVER' });
+  set(['server', 'token'], pick('token', 'WEFT_TOKEN'));
+  set(['server', 'state'], pick('state', 'WEFT_STATE'));
+  set(['server', 'advertise'], pick('advertise', 'WEFT_ADVERTISE'));
+  const meta = flags.meta ?? splitList(env['WEFT_META']);
+  if (meta) set(['server', 'metadata'], { value: Object.fromEntries(meta.map(parseMetaFlag)), from: flags.meta ? '--meta' : 'WEFT_META' });
   return { overrides, sources };
 }
 
@@ -114,16 +136,28 @@ function splitList(value: string | undefined): string[] | undefined {
 }
 
 /**
- * `NAME=LISTEN=ENDPOINT[,ENDPOINT…][=PROTOCOL]` → an upstream entry (validated later
- * with the rest of the config). Throws WEFT_E_USAGE when the value does not have that shape.
+ * `NAME=LISTEN` (connected mode: the endpoints come from the catalog) or
+ * `NAME=LISTEN=ENDPOINT[,ENDPOINT…][=PROTOCOL]` (static) → an upstream entry (validated
+ * later with the rest of the config). Throws WEFT_E_USAGE when the value has neither shape.
  */
 export function parseUpstreamFlag(text: string): RawConfig {
   const parts = text.split('=');
-  if (parts.length < 3 || parts.length > 4) {
-    throw new WeftError('WEFT_E_USAGE', `--upstream "${text}": write NAME=LISTEN=ENDPOINT[,ENDPOINT...][=tcp], e.g. api=127.0.0.1:9001=198.18.0.2:8443`);
+  if (parts.length < 2 || parts.length > 4) {
+    throw new WeftError(
+      'WEFT_E_USAGE',
+      `--upstream "${text}": write NAME=LISTEN (connected to a server), or NAME=LISTEN=ENDPOINT[,ENDPOINT...][=tcp], e.g. api=127.0.0.1:9001=198.18.0.2:8443`,
+    );
   }
-  const [name, listen, endpoints, protocol] = parts as [string, string, string, string | undefined];
-  const entry: RawConfig = { name, listen, endpoints: endpoints.split(',').filter((e) => e !== '') };
+  const [name, listen, endpoints, protocol] = parts as [string, string, string | undefined, string | undefined];
+  const entry: RawConfig = { name, listen };
+  if (endpoints !== undefined) entry['endpoints'] = endpoints.split(',').filter((e) => e !== '');
   if (protocol !== undefined) entry['protocol'] = protocol;
   return entry;
+}
+
+/** `KEY=VALUE` → [key, value]; throws WEFT_E_USAGE otherwise. */
+function parseMetaFlag(text: string): [string, string] {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new WeftError('WEFT_E_USAGE', `--meta "${text}": write KEY=VALUE, e.g. version=v2`);
+  return [text.slice(0, eq), text.slice(eq + 1)];
 }

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.js';
 import { sidecarConfigSchema, type SidecarConfig } from '../config/sidecar-schema.js';
 import { createLogger } from '../obs/log.js';
 import { Sidecar } from '../sidecar/sidecar.js';
+import { startConnectedSidecar } from '../sidecar/connected.js';
 import { parseSidecarFlags, sidecarOverrides, SIDECAR_USAGE } from './sidecar-flags.js';
 
 /**
@@ -30,8 +31,24 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
   process.once('SIGTERM', () => onSignal('SIGTERM'));
   process.once('SIGINT', () => onSignal('SIGINT'));
   let sidecar: Sidecar;
+  let shutdown: () => Promise<void>;
+  const starting = new AbortController();
   try {
-    sidecar = await Sidecar.start({ load, log });
+    const connected = (await load()).server !== undefined;
+    if (connected) {
+      onSignal = (signal: string) => {
+        if (signal === 'SIGHUP') return;
+        pendingStop ??= signal;
+        starting.abort(); // stop waiting for the server
+      };
+      const session = await startConnectedSidecar({ load, log, signal: starting.signal });
+      sidecar = session.sidecar;
+      shutdown = () => session.shutdown();
+    } else {
+      const s = await Sidecar.start({ load, log });
+      sidecar = s;
+      shutdown = () => s.shutdown();
+    }
   } catch (err) {
     const e = err as Error & { code?: string };
     log.fatal({ code: e.code, error: e.message }, 'sidecar cannot start');
@@ -47,7 +64,7 @@ export async function sidecarCommand(argv: string[]): Promise<number> {
     const stop = (signal: string) => {
       log.info({ signal }, 'shutting down');
       if (file !== undefined) unwatchFile(file);
-      void sidecar.shutdown().then(() => resolve(0));
+      void shutdown().then(() => resolve(0));
     };
     onSignal = (signal) => (signal === 'SIGHUP' ? reload('SIGHUP') : stop(signal));
     if (pendingStop !== null) stop(pendingStop);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isLoopback, type HostPort } from './address.js';
 import { parseDuration } from '../duration.js';
@@ -48,11 +49,13 @@ const identitySchema = z
     }
   });
 
+// inbound.protocol and inbound.mtls default to http and strict in static mode; in connected
+// mode the server's Service resource decides them (setting them is an error).
 const inboundSchema = z.strictObject({
   listen: hostPort,
   app: hostPort,
-  protocol: protocol.default('http'),
-  mtls: z.enum(['strict', 'permissive'], { message: 'mtls must be strict or permissive' }).default('strict'),
+  protocol: protocol.optional(),
+  mtls: z.enum(['strict', 'permissive'], { message: 'mtls must be strict or permissive' }).optional(),
   allow: z.array(spiffeId).optional(),
 });
 
@@ -62,9 +65,36 @@ const upstreamSchema = z.strictObject({
   listen: hostPort.refine((a) => isLoopback(a.host), {
     message: 'an upstream listener must be on loopback (e.g. 127.0.0.1:9001): it accepts plaintext and calls out with this service\'s identity',
   }),
-  protocol: protocol.default('http'),
-  endpoints: z.array(hostPort).min(1, 'list at least one endpoint (host:port of a remote sidecar)'),
+  /** Static mode: default http. Connected mode: default the service's declared protocol. */
+  protocol: protocol.optional(),
+  /** Static mode only (at least one); connected mode takes the catalog's healthy instances. */
+  endpoints: z.array(hostPort).optional(),
   identity: spiffeId.optional(),
+});
+
+/** Connected mode: the control plane this sidecar enrolls with and follows. */
+const serverSchema = z.strictObject({
+  /** The server's API (https://HOST:PORT); several for replicas, tried in turn. */
+  urls: z
+    .array(
+      z.string().refine((u) => {
+        try {
+          const url = new URL(u);
+          return url.protocol === 'https:' && url.pathname === '/' && url.search === '';
+        } catch {
+          return false;
+        }
+      }, 'a server URL is https://HOST:PORT'),
+    )
+    .min(1, 'give the server URL (https://HOST:PORT)'),
+  /** A join token (`weft token create`): needed only until the first certificate is on disk. */
+  token: z.string().min(1).optional(),
+  /** Where the certificate, its key and the last-known-good snapshot are kept across restarts. */
+  state: z.string().min(1),
+  /** The address callers reach this instance on; default: this host's address toward the server. */
+  advertise: z.string().refine((a) => isIP(a) !== 0, 'advertise must be an IP address').optional(),
+  /** Registered with the instance (e.g. version: v2), for routing by subset. */
+  metadata: z.record(z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i, 'a metadata name is letters, digits, ".", "_" or "-"'), z.string().max(253)).default({}),
 });
 
 const limitsSchema = z.strictObject({
@@ -82,7 +112,10 @@ export const sidecarConfigSchema = z
     service: name('service'),
     namespace: name('namespace').default('default'),
     trustDomain: z.string().min(1).optional(),
-    identity: identitySchema,
+    /** Static mode: where the certificate comes from. Connected mode: absent (the server signs it). */
+    identity: identitySchema.optional(),
+    /** Connected mode: the control plane. */
+    server: serverSchema.optional(),
     inbound: inboundSchema.optional(),
     upstreams: z.array(upstreamSchema).default([]),
     admin: z
@@ -96,6 +129,35 @@ export const sidecarConfigSchema = z
     drainTimeout: duration.default(15_000),
   })
   .superRefine((cfg, ctx) => {
+    const connected = cfg.server !== undefined;
+    if (connected && cfg.identity !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['identity'], message: 'a sidecar connected to a server (server.urls, --server) gets its certificate from the server: remove identity' });
+    }
+    if (!connected && cfg.identity === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['identity'],
+        message: 'no identity source: set server (connect to `weft server`), identity.issuer (self-issue from an intermediate) or identity.files (certificate files)',
+      });
+    }
+    if (connected && cfg.inbound) {
+      for (const field of ['protocol', 'mtls'] as const) {
+        if (cfg.inbound[field] !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['inbound', field], message: `in connected mode the server's Service resource sets the inbound ${field}: remove it here (docs/control-plane.md)` });
+        }
+      }
+    }
+    cfg.upstreams.forEach((u, i) => {
+      if (!connected && (u.endpoints === undefined || u.endpoints.length === 0)) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'endpoints'], message: 'list at least one endpoint (host:port of a remote sidecar)' });
+      }
+      if (connected && u.endpoints !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'endpoints'], message: 'in connected mode the endpoints come from the catalog: remove them' });
+      }
+      if (connected && u.identity !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'identity'], message: 'in connected mode the identity comes from the server: remove it' });
+      }
+    });
     const seen = new Map<string, string>();
     const claim = (addr: HostPort, path: (string | number)[]) => {
       const key = `${addr.host}:${addr.port}`;
@@ -113,6 +175,12 @@ export const sidecarConfigSchema = z
       names.add(u.name);
       claim(u.listen, ['upstreams', i, 'listen']);
     });
+  })
+  .transform((cfg) => {
+    // Static mode: the documented defaults. Connected mode: the server's snapshot fills them.
+    if (cfg.server !== undefined) return cfg;
+    const inbound = cfg.inbound && { ...cfg.inbound, protocol: cfg.inbound.protocol ?? 'http', mtls: cfg.inbound.mtls ?? 'strict' };
+    return { ...cfg, inbound, upstreams: cfg.upstreams.map((u) => ({ ...u, protocol: u.protocol ?? 'http' })) };
   });
 
 /** Validated sidecar configuration: durations in milliseconds, addresses parsed. */
@@ -120,4 +188,5 @@ export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
 export type InboundConfig = NonNullable<SidecarConfig['inbound']>;
 export type UpstreamConfig = SidecarConfig['upstreams'][number];
 export type LimitsConfig = SidecarConfig['limits'];
-export type IdentityConfig = SidecarConfig['identity'];
+export type IdentityConfig = NonNullable<SidecarConfig['identity']>;
+export type ServerConfig = NonNullable<SidecarConfig['server']>;

@@ -3,6 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isWeftError } from '../errors.js';
 import { parseCsr } from '../pki/csr.js';
+import { bundlePins } from '../pki/pin.js';
 import { parseServiceSpiffeId, serviceSpiffeId } from '../pki/spiffe.js';
 import { registrationProblem, type Catalog } from './catalog.js';
 import type { SnapshotFeed } from './snapshot.js';
@@ -30,6 +31,10 @@ export interface ApiDeps {
   readonly bundlePem: () => string;
   /** SHA-256 of the operator's admin token. */
   readonly adminTokenSha256: Buffer;
+  /** The server's own SPIFFE ID (sidecars check it on the API's certificate). */
+  readonly serverSpiffeId: string;
+  /** How often a sidecar should report its instance (a third of the instance TTL). */
+  readonly reportIntervalMs: number;
   readonly store: Store;
   readonly catalog: Catalog;
   readonly snapshots: SnapshotFeed;
@@ -61,6 +66,7 @@ const SNAPSHOT_POLL_MS = 30_000;
  * | route | who | what |
  * |---|---|---|
  * | `GET /v1/ca/bundle` | anyone | the trust bundle (PEM) |
+ * | `GET /v1/ca` | anyone | `{trustDomain, bundle, serverSpiffeId}` (what an enrolling sidecar checks against its token's pin) |
  * | `POST /v1/enroll` `{token, csr}` | a join token | signs the CSR for the token's service |
  * | `POST /v1/renew` `{csr}` | a client certificate from this CA | signs a CSR for the caller's own SPIFFE ID |
  * | `POST /v1/tokens` `{service, namespace?, ttl?, uses?}` | the admin token | creates a join token |
@@ -95,6 +101,10 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
   const is = (method: string, p: string) => req.method === method && path === p;
   if (is('GET', '/v1/ca/bundle')) {
     res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(deps.bundlePem());
+    return;
+  }
+  if (is('GET', '/v1/ca')) {
+    send(res, 200, { trustDomain: deps.trustDomain, bundle: deps.bundlePem(), serverSpiffeId: deps.serverSpiffeId });
     return;
   }
   if (is('POST', '/v1/enroll')) {
@@ -138,7 +148,8 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     const spiffeId = serviceSpiffeId(deps.trustDomain, namespace, service);
     const created = await deps.tokens.create({ service, namespace, ttlMs, uses });
     deps.audit.record({ event: 'token.created', via: 'admin', remote, spiffeId, tokenId: created.tokenId });
-    send(res, 201, { token: created.token, tokenId: created.tokenId, spiffeId, expiresAt: created.expiresAt.toISOString(), uses });
+    const pin = bundlePins(deps.bundlePem())[0]!;
+    send(res, 201, { token: `${created.token}.${pin}`, tokenId: created.tokenId, spiffeId, expiresAt: created.expiresAt.toISOString(), uses });
     return;
   }
   const revoke = /^\/v1\/tokens\/([0-9a-f]{16})$/.exec(path ?? '');
@@ -268,7 +279,7 @@ async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResp
     const problem = registrationProblem(body);
     if (problem !== null) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', problem);
     const id = await deps.catalog.register({ service, namespace, address: body['address'] as string, port: body['port'] as number, metadata: (body['metadata'] ?? {}) as Record<string, string> });
-    send(res, 200, { id, service, namespace });
+    send(res, 200, { id, service, namespace, reportIntervalMs: deps.reportIntervalMs });
     return;
   }
   const m = /^\/v1\/catalog\/instances\/([a-z0-9-]+)(\/report)?$/.exec(path);

@@ -99,6 +99,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       audit,
       bundlePem: () => joinPem(issuer.bundlePems),
       adminTokenSha256: createHash('sha256').update(adminToken).digest(),
+      serverSpiffeId: spiffeId,
+      reportIntervalMs: Math.max(500, Math.floor(options.instanceTtlMs / 3)),
       store,
       catalog,
       snapshots,

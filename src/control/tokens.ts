@@ -8,7 +8,9 @@ import { StoreConflictError } from './store/errors.js';
  * Join tokens: a secret that lets one sidecar of one service enroll (have its first CSR
  * signed). The store keeps only the secret's SHA-256, the service it is for, its expiry
  * and how many uses are left, as a `JoinToken` resource in the `weft-system` namespace.
- * A token reads `wft.<id>.<secret>`; the id names the resource, the secret proves it.
+ * A token reads `wft.<id>.<secret>.<pin>`: the id names the resource, the secret proves
+ * it, and the pin (of the server's CA, see pki/pin.ts) lets the sidecar check the server
+ * before it trusts it. The pin is public and optional on the way in.
  */
 
 export const TOKEN_NAMESPACE = RESERVED_NAMESPACE;
@@ -72,8 +74,8 @@ export class JoinTokens {
    */
   async consume(token: string): Promise<TokenGrant> {
     const parts = token.split('.');
-    if (parts.length !== 3 || parts[0] !== PREFIX || !/^[0-9a-f]{16}$/.test(parts[1]!) || parts[2] === '') {
-      throw new TokenRefused('the join token is malformed (expected wft.<id>.<secret>, as `weft token create` prints it)');
+    if ((parts.length !== 3 && parts.length !== 4) || parts[0] !== PREFIX || !/^[0-9a-f]{16}$/.test(parts[1]!) || parts[2] === '') {
+      throw new TokenRefused('the join token is malformed (expected wft.<id>.<secret>.<pin>, as `weft token create` prints it)');
     }
     const [, tokenId, secret] = parts as [string, string, string];
     for (let attempt = 0; attempt < 10; attempt++) {

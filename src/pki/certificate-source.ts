@@ -29,7 +29,7 @@ export function renewalDelay(lifetimeMs: number, random: () => number = Math.ran
   return Math.round(lifetimeMs * (0.45 + 0.1 * random()));
 }
 
-abstract class BaseSource {
+export abstract class BaseSource {
   #value: WatchedValue<CertificateBundle> | null = null;
   protected readonly listeners: RenewalListener[] = [];
 

@@ -78,9 +78,9 @@ export function compileSidecar(
       listen: inbound.listen,
       direction: 'inbound',
       service: config.service,
-      protocol: inbound.protocol,
-      security: inbound.mtls,
-      admission: { allow: inbound.allow ? new Set(inbound.allow) : null, requireTls: inbound.mtls === 'strict' },
+      protocol: inbound.protocol ?? 'http',
+      security: inbound.mtls ?? 'strict',
+      admission: { allow: inbound.allow ? new Set(inbound.allow) : null, requireTls: (inbound.mtls ?? 'strict') === 'strict' },
       localSpiffeId: spiffeId,
       upstreamIdentity: null,
       cluster: ctx.clusters.getOrCreate(
@@ -92,14 +92,15 @@ export function compileSidecar(
   }
   for (const upstream of config.upstreams) {
     const identity = upstream.identity ?? serviceSpiffeId(ctx.trustDomain, upstream.namespace ?? config.namespace, upstream.name);
-    const key = `mesh|${identity}|${upstream.endpoints.map(formatHostPort).join(',')}|${limits.connectTimeout}`;
+    const endpoints = upstream.endpoints ?? [];
+    const key = `mesh|${identity}|${endpoints.map(formatHostPort).join(',')}|${limits.connectTimeout}`;
     listeners.push({
       key: listenerKey(`upstream ${upstream.name}`, upstream.listen),
       name: `upstream ${upstream.name}`,
       listen: upstream.listen,
       direction: 'outbound',
       service: upstream.name,
-      protocol: upstream.protocol,
+      protocol: upstream.protocol ?? 'http',
       security: 'local',
       admission: { allow: null, requireTls: false },
       localSpiffeId: spiffeId,
@@ -109,7 +110,7 @@ export function compileSidecar(
         () =>
           new Cluster({
             key,
-            endpoints: upstream.endpoints,
+            endpoints,
             connector: new MtlsConnector({ certs: ctx.certs, expectedId: identity, timeoutMs: limits.connectTimeout }),
             keepAliveTimeoutMs: MESH_KEEPALIVE_MS,
           }),

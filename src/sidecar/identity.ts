@@ -21,7 +21,8 @@ export interface SidecarIdentity {
  * the one in the certificate file. Throws a WeftError that names what to fix.
  */
 export async function startIdentity(config: SidecarConfig, log: Logger): Promise<SidecarIdentity> {
-  const identity: IdentityConfig = config.identity;
+  const identity: IdentityConfig | undefined = config.identity;
+  if (identity === undefined) throw new Error('startIdentity: a connected sidecar gets its identity from the server');
   if (identity.issuer) {
     const issuerConfig = identity.issuer;
     const issuer =

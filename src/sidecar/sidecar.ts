@@ -39,6 +39,10 @@ export class Sidecar {
   readonly #retiring = new Set<ProxyListener>();
   /** Set by POST /drain/inbound: reloads must not bind the inbound listener again. */
   #inboundDrained = false;
+  /** Connected mode: the control plane's status for /config. */
+  #controlPlane: (() => unknown) | null = null;
+  /** Connected mode: the identity belongs to the server session; a reload cannot change it. */
+  #identityFixed = false;
 
   private constructor(load: () => Promise<SidecarConfig>, log: Logger, config: SidecarConfig, identity: SidecarIdentity) {
     this.#load = load;
@@ -50,11 +54,17 @@ export class Sidecar {
     this.#compiled = compileSidecar(config, { version: 1, trustDomain: identity.trustDomain, certs: this.#certs, clusters: this.#clusters });
   }
 
-  /** Loads the configuration, obtains the certificate, binds every listener and the admin endpoint. */
-  static async start(options: { load: () => Promise<SidecarConfig>; log: Logger }): Promise<Sidecar> {
+  /**
+   * Loads the configuration, obtains the certificate, binds every listener and the admin
+   * endpoint. A connected sidecar passes the identity the server signed (`identity`) and
+   * what /config should say about the control plane (`controlPlane`).
+   */
+  static async start(options: { load: () => Promise<SidecarConfig>; log: Logger; identity?: SidecarIdentity; controlPlane?: () => unknown }): Promise<Sidecar> {
     const config = await options.load();
-    const identity = await startIdentity(config, options.log);
+    const identity = options.identity ?? (await startIdentity(config, options.log));
     const sidecar = new Sidecar(options.load, options.log, config, identity);
+    sidecar.#controlPlane = options.controlPlane ?? null;
+    sidecar.#identityFixed = options.identity !== undefined;
     try {
       await sidecar.#bindListeners(sidecar.#compiled);
       sidecar.#admin = new AdminServer(sidecar.#adminSource());
@@ -97,7 +107,7 @@ export class Sidecar {
     this.#listeners.clear();
     await this.#clusters.closeAll();
     this.#unfollow();
-    this.#identity.source.stop();
+    if (!this.#identityFixed) this.#identity.source.stop();
     await this.#admin?.close();
     this.#log.info('stopped');
   }
@@ -112,7 +122,12 @@ export class Sidecar {
       if (formatHostPort(config.admin.listen) !== formatHostPort(old.admin.listen)) {
         throw new ConfigError([{ path: 'admin.listen', message: 'the admin address cannot change on reload; restart the sidecar to move it' }]);
       }
-      if (identityKey(config) !== identityKey(old)) newIdentity = await startIdentity(config, this.#log);
+      if (identityKey(config) !== identityKey(old)) {
+        if (this.#identityFixed) {
+          throw new ConfigError([{ path: 'service', message: 'a connected sidecar cannot change its service or namespace on reload; restart it' }]);
+        }
+        newIdentity = await startIdentity(config, this.#log);
+      }
       const trustDomain = (newIdentity ?? this.#identity).trustDomain;
       const compiled = compileSidecar(config, { version: this.#compiled.version + 1, trustDomain, certs: this.#certs, clusters: this.#clusters });
       for (const c of compiled.listeners) {
@@ -210,6 +225,7 @@ export class Sidecar {
         trustDomain: this.#compiled.trustDomain,
         lastReloadError: this.#lastReloadError,
         addresses: this.addresses(),
+        ...(this.#controlPlane ? { controlPlane: this.#controlPlane() } : {}),
         config: redact(this.#compiled.config),
       }),
       certs: () => {

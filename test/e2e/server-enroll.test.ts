@@ -18,7 +18,7 @@ test('a join token enrolls its service once; the certificate verifies with opens
   const data = join(dir, 'data');
   const { url } = await startServer(t, data);
   const token = await createToken(url, data, ['--service', 'web']);
-  assert.match(token, /^wft\.[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
+  assert.match(token, /^wft\.[0-9a-f]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
 
   const csr = await opensslCsr(dir, 'web', WEB);
   const enroll = (body: unknown) => curl(data, ['-H', 'content-type: application/json', '--data-binary', JSON.stringify(body), `${url}/v1/enroll`]);
@@ -47,7 +47,8 @@ test('a join token enrolls its service once; the certificate verifies with opens
   assert.equal(revoked.code, 0, revoked.stderr);
   assert.equal((await enroll({ token: other, csr })).status, 401, 'a revoked token enrolls no one');
   const third = await createToken(url, data, ['--service', 'web', '--uses', '2']);
-  const forged = await enroll({ token: `${third.slice(0, -4)}AAAA`, csr });
+  const [prefix, id, secret, pin] = third.split('.');
+  const forged = await enroll({ token: [prefix, id, `${secret!.slice(0, -4)}AAAA`, pin].join('.'), csr });
   assert.equal(forged.status, 401);
   const garbage = await enroll({ token: third, csr: 'not a csr' });
   assert.equal(garbage.status, 400);

@@ -37,7 +37,7 @@ async function withFile(text: string, fn: (file: string) => Promise<void>): Prom
 test('a minimal config gets the documented defaults', () => {
   const c = validateConfig(sidecarConfigSchema, minimal);
   assert.equal(c.namespace, 'default');
-  assert.equal(c.identity.ttl, 24 * 3600_000);
+  assert.equal(c.identity?.ttl, 24 * 3600_000);
   assert.deepEqual(c.admin.listen, { host: '127.0.0.1', port: 15000 });
   assert.equal(c.limits.maxHeaders, 100);
   assert.equal(c.limits.maxHeaderBytes, 16384);
@@ -155,11 +155,11 @@ test('flags and WEFT_* variables map onto the same fields; flags win; errors nam
   );
   const c = validateConfig(sidecarConfigSchema, overrides);
   assert.equal(c.service, 'web');
-  assert.deepEqual(c.identity.issuer, { cert: '/v/int.pem', key: '/v/int.key', bundle: '/v/root.pem' });
+  assert.deepEqual(c.identity?.issuer, { cert: '/v/int.pem', key: '/v/int.key', bundle: '/v/root.pem' });
   assert.deepEqual(c.inbound?.listen, { host: '0.0.0.0', port: 8443 });
   assert.equal(c.inbound?.mtls, 'permissive');
   assert.equal(c.upstreams.length, 2);
-  assert.equal(c.upstreams[0]?.endpoints.length, 2);
+  assert.equal(c.upstreams[0]?.endpoints?.length, 2);
   assert.equal(c.upstreams[1]?.protocol, 'tcp');
   assert.equal(sources.get('service'), '--service');
   assert.equal(sources.get('identity'), 'WEFT_ISSUER_CERT');

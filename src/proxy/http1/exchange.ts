@@ -96,6 +96,12 @@ export class Exchange implements UpstreamOwner {
   }
 
   start(): void {
+    if (this.#route.cluster.endpoints.length === 0) {
+      // Connected mode: the catalog has no healthy instance of this upstream right now.
+      this.#route.metrics.error(this.#down.info.hop.direction, this.#down.info.hop.service, 'WEFT_E_NO_ENDPOINTS');
+      this.#localReply(503, 'WEFT_E_NO_ENDPOINTS', 'no healthy instance of this upstream service');
+      return;
+    }
     this.#connect(false);
   }
 

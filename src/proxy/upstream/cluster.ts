@@ -50,6 +50,7 @@ export class Cluster {
    * until one connects.
    */
   connectAny(callback: (err: Error | null, socket: Socket | null, endpoint: Endpoint | null) => void): void {
+    if (this.endpoints.length === 0) return callback(new Error('no healthy instance of this upstream service'), null, null);
     const first = this.first();
     const attempt = (n: number, lastError: Error | null): void => {
       if (n === this.endpoints.length) return callback(lastError, null, null);

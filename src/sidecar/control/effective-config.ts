@@ -1,0 +1,32 @@
+import type { SidecarConfig } from '../../config/sidecar-schema.js';
+import type { Snapshot } from '../../control/snapshot.js';
+
+/**
+ * A connected sidecar's configuration: the local part (listen addresses, the app, the
+ * upstreams it calls, limits) completed with the server's snapshot (the inbound protocol
+ * and mTLS mode, each upstream's identity, protocol and healthy endpoints). The result
+ * has the static configuration's shape, so both modes compile and reload the same way.
+ * An upstream the snapshot does not know gets no endpoints (its callers get 503 until an
+ * instance is healthy).
+ */
+export function effectiveConfig(local: SidecarConfig, snapshot: Snapshot): SidecarConfig {
+  const inbound =
+    local.inbound === undefined
+      ? undefined
+      : {
+          ...local.inbound,
+          protocol: snapshot.inbound.protocol,
+          mtls: snapshot.inbound.mtls.mode === 'strict' && snapshot.inbound.mtls.enforce ? ('strict' as const) : ('permissive' as const),
+        };
+  const upstreams = local.upstreams.map((u) => {
+    const namespace = u.namespace ?? local.namespace;
+    const service = snapshot.services.find((s) => s.name === u.name && s.namespace === namespace);
+    return {
+      ...u,
+      protocol: u.protocol ?? service?.protocol ?? 'http',
+      identity: service?.identity,
+      endpoints: (service?.endpoints ?? []).map((e) => ({ host: e.address, port: e.port })),
+    };
+  });
+  return { ...local, trustDomain: snapshot.trustDomain, inbound, upstreams };
+}
