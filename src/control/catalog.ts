@@ -7,10 +7,13 @@ import type { JsonValue, Store, StoredResource } from './store/store.js';
  * registers its instance (the address and mTLS port callers reach it on, and metadata such
  * as `version`); the registration is an `Instance` resource in the store, so it survives a
  * server restart. Liveness is the sidecar's reports: each carries the app's health, and an
- * instance whose sidecar stops reporting for `ttlMs` counts as critical. Health lives in
- * memory (a report every few seconds would otherwise be a store revision every few
- * seconds per instance): an instance is `unknown` until its first report (after a
- * registration, and after a server restart). One that reports nothing for
+ * instance whose sidecar stops reporting for `ttlMs` counts as critical. The time of the
+ * last report lives in memory (a report every few seconds would otherwise be a store
+ * revision every few seconds per instance); the app's health is written to the store only
+ * when it changes. A new registration is `unknown` until its first report. After a server
+ * restart an instance keeps its stored health, aging from the server's start: sidecars
+ * that report within the TTL never leave their callers' endpoint sets (a restart of the
+ * control plane must not empty the mesh). One that reports nothing for
  * `deregisterAfterMs` is removed (`sweep`), so addresses that went away do not stay.
  */
 
@@ -64,7 +67,7 @@ export class Catalog {
   /** Registers (or updates) an instance; its id is stable for the same service, address and port. */
   async register(reg: InstanceRegistration): Promise<string> {
     const id = instanceId(reg);
-    const spec: Record<string, JsonValue> = { service: reg.service, address: reg.address, port: reg.port, metadata: { ...reg.metadata } };
+    const spec: Record<string, JsonValue> = { service: reg.service, address: reg.address, port: reg.port, metadata: { ...reg.metadata }, healthy: null };
     await this.#store.put({ kind: KIND, namespace: reg.namespace, name: id, spec });
     this.#liveness.set(key(reg.namespace, id), { at: this.#now(), healthy: null, reason: null });
     return id;
@@ -75,8 +78,13 @@ export class Catalog {
    * instance is not registered (the sidecar must register again).
    */
   async report(namespace: string, id: string, service: string, healthy: boolean, reason: string | null): Promise<boolean> {
-    if (!(await this.#owns(namespace, id, service))) return false;
+    const stored = await this.#store.get(KIND, namespace, id);
+    if (stored === undefined || (stored.spec as { service?: string }).service !== service) return false;
     this.#liveness.set(key(namespace, id), { at: this.#now(), healthy, reason: healthy ? null : reason });
+    if ((stored.spec as { healthy?: boolean | null }).healthy !== healthy) {
+      // Health changes are rare: keep them, so a restarted server starts from them.
+      await this.#store.put({ kind: KIND, namespace, name: id, spec: { ...(stored.spec as Record<string, JsonValue>), healthy } }).catch(() => {});
+    }
     return true;
   }
 
@@ -128,8 +136,9 @@ export class Catalog {
   }
 
   #view(r: StoredResource, now: number): CatalogInstance {
-    const spec = r.spec as { service: string; address: string; port: number; metadata: Record<string, string> };
-    const live = this.#liveness.get(key(r.namespace, r.name));
+    const spec = r.spec as { service: string; address: string; port: number; metadata: Record<string, string>; healthy?: boolean | null };
+    // Not heard of since this server started: the stored health, aging from the start.
+    const live = this.#liveness.get(key(r.namespace, r.name)) ?? (typeof spec.healthy === 'boolean' ? { at: this.#started, healthy: spec.healthy, reason: null } : undefined);
     const age = live === undefined || live.healthy === null ? null : now - live.at;
     let health: Health;
     let reason: string | null = null;

@@ -88,13 +88,19 @@ test('instances register with their certificate, report health, expire, and surv
   }
   assert.ok(ghostGone, 'the silent instance was removed');
 
-  // Restart: registrations are kept; health is unknown until the next report.
+  // Restart: registrations and their last health are kept (a control plane restart must not
+  // empty the mesh); an instance whose sidecar stays silent for a TTL after the start
+  // turns critical, one that reports stays passing.
   assert.equal(await server.proc.stop(), 0);
   server = await startServer(t, data, flags);
   now = await api();
-  assert.deepEqual(now.instances.map((i) => i.health).sort(), ['unknown', 'unknown']);
-  assert.equal((await report(api1, id1, { healthy: true })).status, 200);
-  assert.equal((await api()).passing, 1);
+  assert.deepEqual(now.instances.map((i) => i.health).sort(), ['passing', 'passing']);
+  const silentUntil = Date.now() + 3500;
+  while (Date.now() < silentUntil) {
+    assert.equal((await report(api1, id1, { healthy: true })).status, 200);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.deepEqual((await api()).instances.map((i) => [i.id, i.health]).sort(), [[id1, 'passing'], [id2, 'critical']].sort());
 
   const gone = await curl(data, [...api2, '-X', 'DELETE', `${server.url}/v1/catalog/instances/${id2}`]);
   assert.equal(gone.status, 200);

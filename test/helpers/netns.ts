@@ -113,3 +113,32 @@ export function packetsBetweenHosts(text: string, port: number): number {
 export function marker(kind: string): string {
   return `WEFT${kind}MARK${randomBytes(8).toString('hex')}`;
 }
+
+/**
+ * Creates `n` hosts (198.18.0.1 … 198.18.0.n) on one switched link: a bridge in its own
+ * namespace, and a veth pair from each host to it. Everything is removed after the test.
+ */
+export async function hosts(t: TestContext, n: number): Promise<Host[]> {
+  const id = randomBytes(3).toString('hex');
+  const bridgeNs = `weft-${id}-br`;
+  const names = Array.from({ length: n }, (_, i) => ({ ns: `weft-${id}-h${i + 1}`, dev: `w${id}h${i + 1}`, peer: `w${id}p${i + 1}`, ip: `198.18.0.${i + 1}` }));
+  t.after(async () => {
+    for (const h of names) await run('ip', ['netns', 'del', h.ns]).catch(() => {});
+    await run('ip', ['netns', 'del', bridgeNs]).catch(() => {});
+  });
+  await run('ip', ['netns', 'add', bridgeNs]);
+  await run('ip', ['-n', bridgeNs, 'link', 'add', 'br0', 'type', 'bridge']);
+  await run('ip', ['-n', bridgeNs, 'link', 'set', 'br0', 'up']);
+  for (const h of names) {
+    await run('ip', ['netns', 'add', h.ns]);
+    await run('ip', ['link', 'add', h.dev, 'type', 'veth', 'peer', 'name', h.peer]);
+    await run('ip', ['link', 'set', h.dev, 'netns', h.ns]);
+    await run('ip', ['link', 'set', h.peer, 'netns', bridgeNs]);
+    await run('ip', ['-n', bridgeNs, 'link', 'set', h.peer, 'master', 'br0']);
+    await run('ip', ['-n', bridgeNs, 'link', 'set', h.peer, 'up']);
+    await run('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', h.dev]);
+    await run('ip', ['-n', h.ns, 'link', 'set', h.dev, 'up']);
+    await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
+  }
+  return names.map((h) => ({ ns: h.ns, ip: h.ip, dev: h.dev, exec: ['ip', 'netns', 'exec', h.ns] }));
+}

@@ -32,11 +32,13 @@ export class InstanceReporter {
   readonly #healthCheck: () => HealthCheckSpec | null;
   readonly #callers: CallerSource | null;
   readonly #abort = new AbortController();
-  readonly #backoff = new Backoff();
+  #backoff = new Backoff({ baseMs: 250, maxMs: 5_000 });
   #id: string | null = null;
   #reportIntervalMs = 5_000;
   #health: AppHealth = { healthy: false, reason: 'not checked yet' };
   #wake: (() => void) | null = null;
+  #checked: () => void = () => {};
+  readonly #firstCheck = new Promise<void>((resolve) => (this.#checked = resolve));
   #loops: Promise<unknown> = Promise.resolve();
 
   constructor(options: {
@@ -93,13 +95,14 @@ export class InstanceReporter {
         this.#wake?.(); // report now
       }
       this.#health = health;
+      this.#checked();
       await sleep(spec?.interval ?? DEFAULT_INTERVAL_MS, this.#abort.signal);
     }
   }
 
   async #reportLoop(): Promise<void> {
-    // The first report waits for the first check (a few ms) so it carries a real result.
-    await sleep(50, this.#abort.signal);
+    // The first report waits for the first check, so that it carries a real result.
+    await Promise.race([this.#firstCheck, sleep(DEFAULT_TIMEOUT_MS * 2, this.#abort.signal)]);
     while (!this.#abort.signal.aborted) {
       let delay: number;
       try {
@@ -137,7 +140,11 @@ export class InstanceReporter {
     if (answer.status !== 200) throw new Error(`registration refused: ${refusalMessage(answer)}`);
     this.#id = String(answer.json?.['id']);
     const interval = Number(answer.json?.['reportIntervalMs']);
-    if (Number.isFinite(interval) && interval >= 100) this.#reportIntervalMs = interval;
+    if (Number.isFinite(interval) && interval >= 100) {
+      this.#reportIntervalMs = interval;
+      // Retries must come back within the instance TTL (three intervals) to keep it passing.
+      this.#backoff = new Backoff({ baseMs: Math.min(250, interval), maxMs: interval });
+    }
     this.#log.info({ instance: this.#id, address: `${address}:${this.#port()}`, reportIntervalMs: this.#reportIntervalMs }, 'registered in the catalog');
   }
 

@@ -17,7 +17,8 @@ export class SnapshotFollower {
   readonly #log: Logger;
   readonly #apply: (snapshot: Snapshot) => Promise<void>;
   readonly #abort = new AbortController();
-  readonly #backoff = new Backoff();
+  /** At most 10 s between attempts: a returning server is followed again quickly; jitter spreads the fleet. */
+  readonly #backoff = new Backoff({ baseMs: 250, maxMs: 10_000 });
   #hash: string;
   #connected = false;
   #lastContact: Date | null = null;
