@@ -35,3 +35,12 @@ function badDuration(text: string): WeftError {
     `"${text}" is not a duration: write a number and a unit, e.g. 500ms, 20s, 5m, 24h or 1h30m`,
   );
 }
+
+/** Rounds milliseconds to one unit for people: `45s`, `3m`, `2h`, `4d` (under 1.5 of a unit: the smaller one). */
+export function formatApproxDuration(ms: number): string {
+  const s = Math.max(0, ms) / 1000;
+  if (s < 90) return `${Math.round(s)}s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)}m`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}

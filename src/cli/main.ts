@@ -17,6 +17,7 @@ const USAGE = `weft: a minimalist service mesh
   weft token create --service NAME   a join token for one service (docs/control-plane.md)
   weft apply -f FILE | get KIND [NAME] | delete KIND NAME   resources on the server
   weft services                   the catalog: services, instances, health
+  weft migrate status [SERVICE]   who still calls in plaintext; ready for strict? (docs/migration.md)
   weft version
 
 Run \`weft COMMAND --help\` for a command's flags.`;
@@ -40,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./resources.js')).deleteCommand(rest);
     case 'services':
       return (await import('./resources.js')).servicesCommand(rest);
+    case 'migrate':
+      return (await import('./migrate.js')).migrateCommand(rest);
     case 'run':
       return (await import('./run.js')).runCommand(rest);
     case 'demo':

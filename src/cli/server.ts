@@ -17,6 +17,7 @@ const USAGE = `Usage: weft server --data DIR [flags]
   --server-name NAME     extra DNS name or IP for the API certificate (repeat)
   --instance-ttl DURATION   an instance whose sidecar stops reporting is critical after this (default 15s)
   --instance-deregister DURATION   ... and is removed from the catalog after this (default 10m)
+  --migration-window DURATION   \`weft migrate status\` counts callers over this window (default 10m, 1s to 7d)
 
 The admin token for operator calls is in DATA/admin-token (created at first start).
 See docs/control-plane.md.`;
@@ -33,6 +34,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
     'server-name': { type: 'string', multiple: true, default: [] },
     'instance-ttl': { type: 'string', default: '15s' },
     'instance-deregister': { type: 'string', default: '10m' },
+    'migration-window': { type: 'string', default: '10m' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -50,6 +52,8 @@ export async function serverCommand(argv: string[]): Promise<number> {
   const instanceTtlMs = durationFlag('--instance-ttl', values['instance-ttl']);
   const instanceDeregisterMs = durationFlag('--instance-deregister', values['instance-deregister']);
   if (instanceDeregisterMs <= instanceTtlMs) throw usageError('server', '--instance-deregister must be longer than --instance-ttl');
+  const migrationWindowMs = durationFlag('--migration-window', values['migration-window']);
+  if (migrationWindowMs < 1000 || migrationWindowMs > 7 * 86_400_000) throw usageError('server', '--migration-window must be between 1s and 7d');
   const trustDomain = values['trust-domain'];
   validateTrustDomain(trustDomain);
   const log = createLogger('server');
@@ -73,6 +77,7 @@ export async function serverCommand(argv: string[]): Promise<number> {
       serverNames: values['server-name'],
       instanceTtlMs,
       instanceDeregisterMs,
+      migrationWindowMs,
       log,
     });
   } catch (err) {

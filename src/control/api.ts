@@ -7,6 +7,7 @@ import { bundlePins } from '../pki/pin.js';
 import { parseServiceSpiffeId, serviceSpiffeId } from '../pki/spiffe.js';
 import { registrationProblem, type Catalog } from './catalog.js';
 import type { SnapshotFeed } from './snapshot.js';
+import { parseCallers, serviceModes, type MigrationTracker } from './migration.js';
 import { parseDuration } from '../duration.js';
 import { nameProblem } from '../config/names.js';
 import { peerSpiffeId } from '../proxy/tls.js';
@@ -38,6 +39,8 @@ export interface ApiDeps {
   readonly store: Store;
   readonly catalog: Catalog;
   readonly snapshots: SnapshotFeed;
+  /** Callers per service from the sidecars' reports (the migration view). */
+  readonly migration: MigrationTracker;
   readonly log: Logger;
 }
 
@@ -56,6 +59,8 @@ class ApiError extends Error {
 }
 
 const MAX_BODY = 64 * 1024;
+/** A report may list up to 1000 callers. */
+const MAX_REPORT_BODY = 1024 * 1024;
 const MAX_TOKEN_TTL_MS = 30 * 86_400_000;
 /** How long a snapshot long poll waits for a change before answering 304. */
 const SNAPSHOT_POLL_MS = 30_000;
@@ -72,6 +77,11 @@ const SNAPSHOT_POLL_MS = 30_000;
  * | `POST /v1/tokens` `{service, namespace?, ttl?, uses?}` | the admin token | creates a join token |
  * | `DELETE /v1/tokens/ID` | the admin token | revokes a join token |
  * | `GET /v1/snapshot` (`If-None-Match: "HASH"`) | a client certificate | the caller's snapshot; a long poll while it is still HASH (304 after 30 s) |
+ * | `POST /v1/catalog/instances` `{address, port, metadata?}` | a client certificate | registers an instance of the caller's service |
+ * | `PUT /v1/catalog/instances/ID/report` `{healthy, reason?, callers?}` | a client certificate (same service) | health, and callers since the last report (see catalogRoute) |
+ * | `DELETE /v1/catalog/instances/ID` | a client certificate (same service) | deregisters |
+ * | `GET /v1/catalog/services` | the admin token | the catalog with health |
+ * | `GET /v1/migration[?service=NAME][&namespace=NS]` | the admin token | per service: mTLS mode, callers in the window, verdict (control/migration.ts) |
  * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -178,6 +188,10 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       }
     }
   }
+  if (path === '/v1/migration') {
+    await migrationRoute(deps, req, res);
+    return;
+  }
   if (path?.startsWith('/v1/catalog/')) {
     await catalogRoute(deps, req, res, path);
     return;
@@ -264,7 +278,10 @@ async function resourceRoute(deps: ApiDeps, req: IncomingMessage, res: ServerRes
 /**
  * The catalog. Sidecars (client certificate: the instance's service is the certificate's):
  * `POST /v1/catalog/instances {address, port, metadata?}` → `{id}`;
- * `PUT /v1/catalog/instances/ID/report {healthy, reason?}` (404: register again);
+ * `PUT /v1/catalog/instances/ID/report {healthy, reason?, callers?}` (404: register again;
+ * `callers`: at most 1000 `{identity, address, tls, requests, connections, wouldReject}`,
+ * counts since the previous report, for the migration view; a bad entry is a 400 and
+ * nothing of the report is kept);
  * `DELETE /v1/catalog/instances/ID`. Operators (admin token): `GET /v1/catalog/services`.
  */
 async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -284,10 +301,12 @@ async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResp
   }
   const m = /^\/v1\/catalog\/instances\/([a-z0-9-]+)(\/report)?$/.exec(path);
   if (m !== null && req.method === 'PUT' && m[2] === '/report') {
-    const body = await jsonBody(req);
+    const body = await jsonBody(req, MAX_REPORT_BODY);
     if (typeof body['healthy'] !== 'boolean') throw new ApiError(400, 'WEFT_E_BAD_REQUEST', '"healthy" must be true or false');
+    const callers = parseCallers(body['callers']);
     const ok = await deps.catalog.report(namespace, m[1]!, service, body['healthy'], typeof body['reason'] === 'string' ? body['reason'].slice(0, 200) : null);
     if (!ok) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `instance ${m[1]!} of ${service} is not registered; register again`);
+    deps.migration.record(namespace, service, callers);
     await deps.snapshots.recheck();
     send(res, 200, { ok: true });
     return;
@@ -298,6 +317,33 @@ async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResp
     return;
   }
   throw new ApiError(404, 'WEFT_E_NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
+}
+
+/**
+ * `GET /v1/migration` (admin token): the migration status of every service known by a
+ * Service resource, a registration or its callers; `?namespace=NS` only that namespace's;
+ * `?service=NAME[&namespace=NS]` one service (namespace default `default`; 404 if unknown).
+ */
+async function migrationRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  requireAdmin(deps, req);
+  if (req.method !== 'GET') throw new ApiError(405, 'WEFT_E_METHOD', `${req.method ?? ''} is not allowed on /v1/migration (GET)`);
+  const query = new URL(req.url ?? '/', 'https://x').searchParams;
+  const service = query.get('service');
+  const namespace = query.get('namespace') ?? (service !== null ? 'default' : null);
+  for (const problem of [service === null ? null : nameProblem('"service"', service), namespace === null ? null : nameProblem('"namespace"', namespace)]) {
+    if (problem !== null) throw new ApiError(400, 'WEFT_E_BAD_REQUEST', problem);
+  }
+  const all = await serviceModes(deps.store, deps.catalog, deps.migration.tracked());
+  const chosen = all.filter((s) => (namespace === null || s.namespace === namespace) && (service === null || s.service === service));
+  if (service !== null && chosen.length === 0) {
+    const known = all.filter((s) => s.namespace === namespace).map((s) => s.service);
+    throw new ApiError(
+      404,
+      'WEFT_E_NOT_FOUND',
+      `no service ${service} in namespace ${namespace ?? 'default'}: it has no Service resource and no registered instance (${known.length > 0 ? `known there: ${known.join(', ')}` : 'that namespace has no service'})`,
+    );
+  }
+  send(res, 200, deps.migration.status(chosen));
 }
 
 /** Compare-and-set from the request's conditional headers. */
@@ -346,12 +392,12 @@ function requireAdmin(deps: ApiDeps, req: IncomingMessage): void {
   }
 }
 
-async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function jsonBody(req: IncomingMessage, maxBytes = MAX_BODY): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new ApiError(413, 'WEFT_E_TOO_LARGE', `request body larger than ${MAX_BODY} bytes`);
+    if (size > maxBytes) throw new ApiError(413, 'WEFT_E_TOO_LARGE', `request body larger than ${maxBytes} bytes`);
     chunks.push(chunk as Buffer);
   }
   let value: unknown;

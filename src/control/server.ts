@@ -20,6 +20,7 @@ import { TokenBucket } from './rate-limit.js';
 import { CsrSigner } from './signer.js';
 import { Catalog } from './catalog.js';
 import { SnapshotFeed } from './snapshot.js';
+import { DEFAULT_WINDOW_MS, MigrationTracker } from './migration.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { JoinTokens, TOKEN_NAMESPACE } from './tokens.js';
 
@@ -40,6 +41,8 @@ export interface ServerOptions {
   readonly instanceTtlMs: number;
   /** ... and is removed from the catalog after this long. */
   readonly instanceDeregisterMs: number;
+  /** The migration view counts callers over this window (default 10 minutes; in memory: a restart starts a new one). */
+  readonly migrationWindowMs?: number;
   readonly log: Logger;
 }
 
@@ -86,6 +89,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const catalog = new Catalog(store, { ttlMs: options.instanceTtlMs, deregisterAfterMs: options.instanceDeregisterMs });
     const snapshots = (opened.snapshots = new SnapshotFeed({ store, catalog, trustDomain, bundlePem: () => joinPem(issuer.bundlePems) }));
     await snapshots.start();
+    const migration = new MigrationTracker({ windowMs: options.migrationWindowMs ?? DEFAULT_WINDOW_MS });
     const signer = new CsrSigner({
       issuer,
       leafTtlMs: options.leafTtlMs,
@@ -104,6 +108,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       store,
       catalog,
       snapshots,
+      migration,
       log,
     });
     // Client certificates are optional (enrollment has none yet) and checked per route.
@@ -115,6 +120,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const removed = await catalog.sweep();
       if (removed.length > 0) log.info({ removed }, 'instances removed after reporting nothing');
       await snapshots.recheck();
+      migration.prune();
     };
     opened.sweeper = setInterval(() => sweep().catch((err: unknown) => log.error({ err }, 'catalog sweep failed')), Math.min(1000, options.instanceTtlMs)).unref();
     const address = await listen(https, options.listen);
