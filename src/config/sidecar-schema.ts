@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { isLoopback, type HostPort } from './address.js';
 import { parseDuration } from '../duration.js';
 import { dnsLabel, duration, hostPort, spiffeId } from './common-schema.js';
+import { authorizationRuleSchema } from '../control/resources.js';
 
 // The configuration is validated once at start and on each reload: zod's JIT (code generated
 // with new Function on an object schema's first parse) costs more than it saves there.
@@ -48,13 +49,44 @@ const identitySchema = z
     }
   });
 
-const inboundSchema = z.strictObject({
-  listen: hostPort,
-  app: hostPort,
-  protocol: protocol.default('http'),
-  mtls: z.enum(['strict', 'permissive'], { message: 'mtls must be strict or permissive' }).default('strict'),
-  allow: z.array(spiffeId).optional(),
+/** Static authorization rules: an AuthorizationPolicy's `rules` and the Mesh's default action (docs/authorization.md). */
+const authorizationSchema = z.strictObject({
+  defaultAction: z.enum(['allow', 'deny'], { message: 'defaultAction must be allow or deny' }).default('allow'),
+  rules: z.array(authorizationRuleSchema).default([]),
 });
+
+const inboundSchema = z
+  .strictObject({
+    listen: hostPort,
+    app: hostPort,
+    protocol: protocol.default('http'),
+    mtls: z.enum(['strict', 'permissive'], { message: 'mtls must be strict or permissive' }).default('strict'),
+    /** With mtls strict: plaintext is still served, and what strict mode would refuse is logged and counted. */
+    strictDryRun: z.boolean().default(false),
+    allow: z.array(spiffeId).optional(),
+    authorization: authorizationSchema.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.strictDryRun && v.mtls !== 'strict') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strictDryRun'],
+        message: 'strictDryRun is a dry run of mtls: strict; set mtls: strict with it (plaintext is still served during the dry run), or remove strictDryRun',
+      });
+    }
+    if (v.protocol === 'tcp') {
+      v.authorization?.rules.forEach((rule, i) => {
+        const to = rule.to;
+        if (to !== undefined && (to.paths !== undefined || to.methods !== undefined || to.headers !== undefined)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['authorization', 'rules', i, 'to'],
+            message: 'paths, methods and headers need protocol: http; a tcp listener authorizes whole connections by caller, so remove `to` from this rule',
+          });
+        }
+      });
+    }
+  });
 
 const upstreamSchema = z.strictObject({
   name: name('upstream name'),

@@ -6,6 +6,7 @@ import { serviceSpiffeId } from '../pki/spiffe.js';
 import type { CompiledListener } from '../proxy/listener/proxy-listener.js';
 import { Cluster } from '../proxy/upstream/cluster.js';
 import { MtlsConnector, plainConnector } from '../proxy/upstream/connector.js';
+import { compileAuthz } from '../proxy/authz/authz.js';
 
 /** Keep-alive on pooled connections to the local app (below Node's default 5 s server timeout). */
 const APP_KEEPALIVE_MS = 4_000;
@@ -79,8 +80,22 @@ export function compileSidecar(
       direction: 'inbound',
       service: config.service,
       protocol: inbound.protocol,
-      security: inbound.mtls,
-      admission: { allow: inbound.allow ? new Set(inbound.allow) : null, requireTls: inbound.mtls === 'strict' },
+      // A strict dry run still accepts plaintext: permissive on the wire, counted as strict would refuse.
+      security: inbound.strictDryRun ? 'permissive' : inbound.mtls,
+      admission: {
+        allow: inbound.allow ? new Set(inbound.allow) : null,
+        requireTls: inbound.mtls === 'strict' && !inbound.strictDryRun,
+        authz:
+          inbound.authorization === undefined
+            ? null
+            : compileAuthz({
+                policies: [{ name: 'static', rules: inbound.authorization.rules }],
+                defaultAction: inbound.authorization.defaultAction,
+                trustDomain: ctx.trustDomain,
+                protocol: inbound.protocol,
+              }),
+        strictDryRun: inbound.strictDryRun,
+      },
       localSpiffeId: spiffeId,
       upstreamIdentity: null,
       cluster: ctx.clusters.getOrCreate(
@@ -101,7 +116,7 @@ export function compileSidecar(
       service: upstream.name,
       protocol: upstream.protocol,
       security: 'local',
-      admission: { allow: null, requireTls: false },
+      admission: { allow: null, requireTls: false, authz: null, strictDryRun: false },
       localSpiffeId: spiffeId,
       upstreamIdentity: identity,
       cluster: ctx.clusters.getOrCreate(
