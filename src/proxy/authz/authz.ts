@@ -116,7 +116,7 @@ class Rules implements CompiledAuthz {
     }
     for (const rule of this.#rules) {
       if (!sourceMatches(rule, caller)) continue;
-      if (rule.methods !== null && !rule.methods.has(method) && !(rule.refuses && rule.methods.has(method.toUpperCase()))) continue;
+      if (rule.methods !== null && !rule.methods.has(method) && !(rule.refuses && hasLowerCase(method) && rule.methods.has(method.toUpperCase()))) continue;
       if ((rule.exactPaths !== null || rule.prefixPaths !== null) && !pathMatches(rule, first, firstEnd, second)) continue;
       if (rule.headers !== null && !headersMatch(rule.headers, header)) continue;
       return rule.decision;
@@ -197,6 +197,15 @@ function anyPath(rule: CompiledRule, path: string, end: number): boolean {
   }
   if (rule.prefixPaths !== null) {
     for (const p of rule.prefixPaths) if (end >= p.length && path.startsWith(p)) return true;
+  }
+  return false;
+}
+
+/** Whether a method token has a lower-case letter (only then is an upper-case copy made). */
+function hasLowerCase(method: string): boolean {
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) return true;
   }
   return false;
 }
