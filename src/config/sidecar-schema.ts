@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { isLoopback, type HostPort } from './address.js';
 import { parseDuration } from '../duration.js';
 import { dnsLabel, duration, hostPort, spiffeId } from './common-schema.js';
+import { authorizationRuleSchema } from '../control/resources.js';
 
 // The configuration is validated once at start and on each reload: zod's JIT (code generated
 // with new Function on an object schema's first parse) costs more than it saves there.
@@ -49,15 +50,52 @@ const identitySchema = z
     }
   });
 
-// inbound.protocol and inbound.mtls default to http and strict in static mode; in connected
-// mode the server's Service resource decides them (setting them is an error).
-const inboundSchema = z.strictObject({
-  listen: hostPort,
-  app: hostPort,
-  protocol: protocol.optional(),
-  mtls: z.enum(['strict', 'permissive'], { message: 'mtls must be strict or permissive' }).optional(),
-  allow: z.array(spiffeId).optional(),
+/** Static authorization (docs/authorization.md): rules, and/or named policies, and the default action. */
+const authorizationSchema = z.strictObject({
+  defaultAction: z.enum(['allow', 'deny'], { message: 'defaultAction must be allow or deny' }).default('allow'),
+  /** Evaluated first, as a policy named `static`. */
+  rules: z.array(authorizationRuleSchema).default([]),
+  /** Named policies (the shape the control plane sends), evaluated in order after `rules`. */
+  policies: z.array(z.strictObject({ name: name('policy name'), rules: z.array(authorizationRuleSchema) })).default([]),
 });
+
+const inboundSchema = z
+  .strictObject({
+    listen: hostPort,
+    app: hostPort,
+    // protocol, mtls and strictDryRun default to http, strict and false in static mode; in
+    // connected mode the server's Service resource decides them (setting them is an error).
+    protocol: protocol.optional(),
+    mtls: z.enum(['strict', 'permissive'], { message: 'mtls must be strict or permissive' }).optional(),
+    /** With mtls strict: plaintext is still served, and what strict mode would refuse is logged and counted. */
+    strictDryRun: z.boolean().optional(),
+    allow: z.array(spiffeId).optional(),
+    authorization: authorizationSchema.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.strictDryRun === true && (v.mtls ?? 'strict') !== 'strict') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['strictDryRun'],
+        message: 'strictDryRun is a dry run of mtls: strict; set mtls: strict with it (plaintext is still served during the dry run), or remove strictDryRun',
+      });
+    }
+    if (v.protocol === 'tcp') {
+      const lists = [{ path: ['authorization', 'rules'], rules: v.authorization?.rules ?? [] }, ...(v.authorization?.policies ?? []).map((p, i) => ({ path: ['authorization', 'policies', i, 'rules'], rules: p.rules }))];
+      for (const list of lists) {
+        list.rules.forEach((rule, i) => {
+          const to = rule.to;
+          if (to !== undefined && (to.paths !== undefined || to.methods !== undefined || to.headers !== undefined)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [...list.path, i, 'to'],
+              message: 'paths, methods and headers need protocol: http; a tcp listener authorizes whole connections by caller, so remove `to` from this rule',
+            });
+          }
+        });
+      }
+    }
+  });
 
 const upstreamSchema = z.strictObject({
   name: name('upstream name'),
@@ -141,7 +179,7 @@ export const sidecarConfigSchema = z
       });
     }
     if (connected && cfg.inbound) {
-      for (const field of ['protocol', 'mtls'] as const) {
+      for (const field of ['protocol', 'mtls', 'strictDryRun', 'authorization'] as const) {
         if (cfg.inbound[field] !== undefined) {
           ctx.addIssue({ code: 'custom', path: ['inbound', field], message: `in connected mode the server's Service resource sets the inbound ${field}: remove it here (docs/control-plane.md)` });
         }
@@ -179,7 +217,7 @@ export const sidecarConfigSchema = z
   .transform((cfg) => {
     // Static mode: the documented defaults. Connected mode: the server's snapshot fills them.
     if (cfg.server !== undefined) return cfg;
-    const inbound = cfg.inbound && { ...cfg.inbound, protocol: cfg.inbound.protocol ?? 'http', mtls: cfg.inbound.mtls ?? 'strict' };
+    const inbound = cfg.inbound && { ...cfg.inbound, protocol: cfg.inbound.protocol ?? 'http', mtls: cfg.inbound.mtls ?? 'strict', strictDryRun: cfg.inbound.strictDryRun ?? false };
     return { ...cfg, inbound, upstreams: cfg.upstreams.map((u) => ({ ...u, protocol: u.protocol ?? 'http' })) };
   });
 

@@ -94,6 +94,9 @@ const rule = z.strictObject({
     .optional(),
 });
 
+/** One AuthorizationPolicy rule's schema, shared with the sidecar's static `inbound.authorization`. */
+export const authorizationRuleSchema = rule;
+
 const authorizationPolicySpec = z.strictObject({
   targetRef: z.strictObject({ kind: z.literal('Service', { message: 'targetRef.kind must be Service' }), name: dnsLabel('targetRef.name') }),
   rules: z.array(rule).min(1, 'a policy needs at least one rule'),

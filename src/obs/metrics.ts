@@ -17,6 +17,27 @@ export interface HopLabels {
 }
 
 /**
+ * One listener's policy outcomes as plain fields, incremented per request or connection
+ * (no label hashing); read when /metrics is scraped. `authz` and `strictDryRun` say whether
+ * the listener has rules or a dry run, so their series show 0 before the first event.
+ */
+export class PolicyCounters {
+  /** Decisions of the authorization rules: allowed, denied, allowed by an audit rule. */
+  allow = 0;
+  deny = 0;
+  audit = 0;
+  /** Plaintext requests (HTTP) or connections (TCP) a strict dry run let through. */
+  dryRun = 0;
+  authz = false;
+  strictDryRun = false;
+
+  constructor(
+    readonly direction: HopLabels['direction'],
+    readonly service: string,
+  ) {}
+}
+
+/**
  * The sidecar's Prometheus metrics. Label values are bounded: directions, service names,
  * SPIFFE IDs and status codes only, never paths or addresses. Per-request figures are
  * kept by RequestMetrics (no label hashing per request); the rest are prom-client's.
@@ -31,6 +52,7 @@ export class SidecarMetrics {
   readonly certRenewals: Counter<'result'>;
   readonly configReloads: Counter<'result'>;
   readonly configVersion: Gauge;
+  readonly #policies = new Map<string, PolicyCounters>();
 
   constructor() {
     const registers = [this.registry];
@@ -83,6 +105,34 @@ export class SidecarMetrics {
       labelNames: ['result'],
       registers,
     });
+    const policies = this.#policies;
+    new Counter({
+      name: 'weft_authz_decisions_total',
+      help: 'Authorization decisions on inbound requests (HTTP) and connections (TCP): allow, deny, audit (allowed by an audit rule: would be denied).',
+      labelNames: ['direction', 'service', 'decision'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of policies.values()) {
+          if (!p.authz && p.allow + p.deny + p.audit === 0) continue;
+          this.inc({ direction: p.direction, service: p.service, decision: 'allow' }, p.allow);
+          this.inc({ direction: p.direction, service: p.service, decision: 'deny' }, p.deny);
+          this.inc({ direction: p.direction, service: p.service, decision: 'audit' }, p.audit);
+        }
+      },
+    });
+    new Counter({
+      name: 'weft_strict_dry_run_total',
+      help: 'Plaintext requests (HTTP) or connections (TCP) a strict mTLS dry run let through that strict mode would refuse.',
+      labelNames: ['service'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of policies.values()) {
+          if (p.strictDryRun || p.dryRun > 0) this.inc({ service: p.service }, p.dryRun);
+        }
+      },
+    });
     this.configVersion = new Gauge({
       name: 'weft_config_version',
       help: 'Version of the configuration snapshot being served (increments on every applied reload).',
@@ -103,6 +153,17 @@ export class SidecarMetrics {
 
   connectionClosed(hop: Pick<HopLabels, 'direction' | 'service'>): void {
     this.#activeConnections.labels(hop.direction, hop.service).dec();
+  }
+
+  /** The policy counters of a listener's direction and service (one object per pair, kept across reloads). */
+  policyCounters(direction: HopLabels['direction'], service: string): PolicyCounters {
+    const key = `${direction}\0${service}`;
+    let counters = this.#policies.get(key);
+    if (counters === undefined) {
+      counters = new PolicyCounters(direction, service);
+      this.#policies.set(key, counters);
+    }
+    return counters;
   }
 
   /** Counts a local reply or refused connection by its weft-error code. */

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import type { HopLabels } from '../obs/metrics.js';
 import type { PeerIdentity } from './tls.js';
+import type { CompiledAuthz } from './authz/authz.js';
+import type { CallerCounter } from './caller-tally.js';
 
 /** What the listener learned about a downstream connection, computed once when it opens. */
 export interface ConnectionInfo {
@@ -10,6 +12,10 @@ export interface ConnectionInfo {
   readonly hop: HopLabels;
   /** x-forwarded-client-cert value for requests on this connection, or null. */
   readonly xfcc: string | null;
+  /** The caller's source address (for logs), or null when the socket had none. */
+  readonly remoteAddress: string | null;
+  /** This caller's counters in the sidecar's CallerTally (inbound listeners), or null. */
+  readonly callers: CallerCounter | null;
 }
 
 const infos = new WeakMap<Socket, ConnectionInfo>();
@@ -37,10 +43,22 @@ export interface Admission {
   readonly allow: ReadonlySet<string> | null;
   /** True on a strict inbound listener: plaintext connections are no longer welcome. */
   readonly requireTls: boolean;
+  /**
+   * Authorization rules, checked after `admitted` per request (HTTP) or connection (TCP),
+   * or null for none. A new configuration compiles a new object: identity tells a change.
+   */
+  readonly authz: CompiledAuthz | null;
+  /**
+   * A dry run of strict mTLS on a listener that still accepts plaintext (permissive
+   * security, `requireTls` false): plaintext requests and connections are let through,
+   * counted and logged as what strict mode would refuse.
+   */
+  readonly strictDryRun: boolean;
 }
 
 /**
- * Whether the caller of `conn` may use the listener now. Checked per request (HTTP) and
+ * Whether the caller of `conn` may use the listener now: the identity and TLS rules (the
+ * allow-list, strict mode), not the authorization rules. Checked per request (HTTP) and
  * per connection (TCP), and again for open connections when a reload tightens the rules.
  */
 export function admitted(admission: Admission, conn: ConnectionInfo): boolean {

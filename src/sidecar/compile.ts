@@ -6,6 +6,7 @@ import { serviceSpiffeId } from '../pki/spiffe.js';
 import type { CompiledListener } from '../proxy/listener/proxy-listener.js';
 import { Cluster } from '../proxy/upstream/cluster.js';
 import { MtlsConnector, plainConnector } from '../proxy/upstream/connector.js';
+import { compileAuthz, type AuthzPolicyInput } from '../proxy/authz/authz.js';
 
 /** Keep-alive on pooled connections to the local app (below Node's default 5 s server timeout). */
 const APP_KEEPALIVE_MS = 4_000;
@@ -71,6 +72,9 @@ export function compileSidecar(
   const listeners: CompiledListener[] = [];
   if (config.inbound) {
     const inbound = config.inbound;
+    const inboundProtocol = inbound.protocol ?? 'http';
+    const mtls = inbound.mtls ?? 'strict';
+    const dryRun = inbound.strictDryRun === true;
     const key = `app|${formatHostPort(inbound.app)}|${limits.connectTimeout}`;
     listeners.push({
       key: listenerKey('inbound', inbound.listen),
@@ -78,9 +82,15 @@ export function compileSidecar(
       listen: inbound.listen,
       direction: 'inbound',
       service: config.service,
-      protocol: inbound.protocol ?? 'http',
-      security: inbound.mtls ?? 'strict',
-      admission: { allow: inbound.allow ? new Set(inbound.allow) : null, requireTls: (inbound.mtls ?? 'strict') === 'strict' },
+      protocol: inboundProtocol,
+      // A strict dry run still accepts plaintext: permissive on the wire, counted as strict would refuse.
+      security: dryRun ? 'permissive' : mtls,
+      admission: {
+        allow: inbound.allow ? new Set(inbound.allow) : null,
+        requireTls: mtls === 'strict' && !dryRun,
+        authz: inbound.authorization === undefined ? null : compileAuthz({ policies: policiesOf(inbound.authorization), defaultAction: inbound.authorization.defaultAction, trustDomain: ctx.trustDomain, protocol: inboundProtocol }),
+        strictDryRun: dryRun,
+      },
       localSpiffeId: spiffeId,
       upstreamIdentity: null,
       cluster: ctx.clusters.getOrCreate(
@@ -102,7 +112,7 @@ export function compileSidecar(
       service: upstream.name,
       protocol: upstream.protocol ?? 'http',
       security: 'local',
-      admission: { allow: null, requireTls: false },
+      admission: { allow: null, requireTls: false, authz: null, strictDryRun: false },
       localSpiffeId: spiffeId,
       upstreamIdentity: identity,
       cluster: ctx.clusters.getOrCreate(
@@ -119,4 +129,10 @@ export function compileSidecar(
     });
   }
   return { version: ctx.version, config, spiffeId, trustDomain: ctx.trustDomain, listeners };
+}
+
+/** The policies of an authorization section: `rules` as a policy named `static`, then the named ones. */
+function policiesOf(authorization: NonNullable<NonNullable<SidecarConfig['inbound']>['authorization']>): AuthzPolicyInput[] {
+  const named = authorization.policies.map((p) => ({ name: p.name, rules: p.rules }));
+  return authorization.rules.length > 0 ? [{ name: 'static', rules: authorization.rules }, ...named] : named;
 }

@@ -8,7 +8,7 @@ import { WatchedValue } from '../watch.js';
 import { Backoff, sleep } from './control/backoff.js';
 import { discoverServer, enroll } from './control/enroll.js';
 import { effectiveConfig } from './control/effective-config.js';
-import { InstanceReporter, type CallerSource } from './control/instance-reporter.js';
+import { InstanceReporter } from './control/instance-reporter.js';
 import { refusalMessage, ServerClient, ServerUnreachable } from './control/server-client.js';
 import { ServerIssuedSource } from './control/server-source.js';
 import { SnapshotFollower } from './control/snapshot-follower.js';
@@ -109,7 +109,7 @@ export async function startConnectedSidecar(options: { load: () => Promise<Sidec
       ...(server.advertise !== undefined ? { advertise: server.advertise } : isWildcard(inbound.listen.host) ? {} : { advertise: inbound.listen.host }),
       metadata: server.metadata,
       healthCheck: () => snapshot.get().inbound.healthCheck,
-      callers: callerSource(sidecar),
+      callers: sidecar.callerTally(),
     });
     reporter.start();
   }
@@ -197,11 +197,5 @@ async function retryWhileUnreachable<T>(log: Logger, signal: AbortSignal | undef
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
-}
-
-/** The sidecar's per-caller counts, when the data plane keeps them. */
-function callerSource(sidecar: Sidecar): CallerSource | null {
-  const s = sidecar as unknown as { callerTally?: () => CallerSource };
-  return typeof s.callerTally === 'function' ? s.callerTally() : null;
 }
 

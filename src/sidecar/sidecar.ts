@@ -10,6 +10,7 @@ import { ConfigError } from '../config/problems.js';
 import { ClusterRegistry, compileSidecar, type CompiledSidecar } from './compile.js';
 import { startIdentity, type SidecarIdentity } from './identity.js';
 import { AdminServer } from './admin.js';
+import { CallerTally } from '../proxy/caller-tally.js';
 
 /** Outcome of a reload: applied, or rejected with the reason (the old config keeps serving). */
 export type ReloadResult = { applied: true; version: number } | { applied: false; error: Error };
@@ -26,6 +27,8 @@ export class Sidecar {
   readonly #clusters = new ClusterRegistry();
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #certs: WatchedValue<CertificateBundle>;
+  /** Inbound callers for the migration report, across reloads (the reporter takes deltas). */
+  readonly #callers = new CallerTally();
   #identity: SidecarIdentity;
   #unfollow: () => void;
   #compiled: CompiledSidecar;
@@ -89,6 +92,11 @@ export class Sidecar {
     return { admin: this.#adminAddress ? formatHostPort(this.#adminAddress) : null, listeners };
   }
 
+  /** Per-caller counts of the inbound listener since the reporter's last `take` (the migration report). */
+  callerTally(): CallerTally {
+    return this.#callers;
+  }
+
   /** Re-reads and applies the configuration; concurrent calls are serialised. */
   reload(): Promise<ReloadResult> {
     this.#reloading = this.#reloading.then(() => this.#reload());
@@ -132,7 +140,7 @@ export class Sidecar {
       const compiled = compileSidecar(config, { version: this.#compiled.version + 1, trustDomain, certs: this.#certs, clusters: this.#clusters });
       for (const c of compiled.listeners) {
         if (this.#listeners.has(c.key) || (this.#inboundDrained && c.direction === 'inbound')) continue;
-        const listener = new ProxyListener(c, { certs: this.#certs, metrics: this.#metrics });
+        const listener = new ProxyListener(c, this.#listenerDeps());
         added.push(listener);
         await listener.listen();
       }
@@ -184,9 +192,13 @@ export class Sidecar {
     return keys;
   }
 
+  #listenerDeps() {
+    return { certs: this.#certs, metrics: this.#metrics, callers: this.#callers, log: this.#log };
+  }
+
   async #bindListeners(compiled: CompiledSidecar): Promise<void> {
     for (const c of compiled.listeners) {
-      const listener = new ProxyListener(c, { certs: this.#certs, metrics: this.#metrics });
+      const listener = new ProxyListener(c, this.#listenerDeps());
       this.#listeners.set(c.key, listener);
       await listener.listen();
     }

@@ -59,6 +59,33 @@ test('inbound and upstream defaults: http, strict, identity derived later', () =
   assert.deepEqual(c.upstreams[0]?.endpoints, [{ host: '198.18.0.2', port: 5432 }]);
 });
 
+test('inbound.authorization takes AuthorizationPolicy rules; strictDryRun needs mtls strict; tcp rules cannot have `to`', () => {
+  const inbound = { listen: '0.0.0.0:8443', app: '127.0.0.1:8080' };
+  const c = validateConfig(sidecarConfigSchema, {
+    ...minimal,
+    inbound: { ...inbound, strictDryRun: true, authorization: { rules: [{ action: 'deny', from: [{ service: 'web' }], to: { paths: [{ prefix: '/admin' }] } }] } },
+  });
+  assert.equal(c.inbound?.strictDryRun, true);
+  assert.equal(c.inbound?.authorization?.defaultAction, 'allow');
+  assert.equal(c.inbound?.authorization?.rules[0]?.action, 'deny');
+  assert.equal(validateConfig(sidecarConfigSchema, { ...minimal, inbound }).inbound?.strictDryRun, false);
+
+  const dryRun = problemsOf(() => validateConfig(sidecarConfigSchema, { ...minimal, inbound: { ...inbound, mtls: 'permissive', strictDryRun: true } }));
+  assert.deepEqual(dryRun.map((p) => p.path), ['inbound.strictDryRun']);
+  assert.match(dryRun[0]!.message, /set mtls: strict/);
+
+  const rules = [{ action: 'allow', from: ['*'] }, { action: 'allow', from: ['*'], to: { methods: ['GET'] } }];
+  const tcp = problemsOf(() => validateConfig(sidecarConfigSchema, { ...minimal, inbound: { ...inbound, protocol: 'tcp', authorization: { rules } } }));
+  assert.deepEqual(tcp.map((p) => p.path), ['inbound.authorization.rules.1.to']);
+  assert.match(tcp[0]!.message, /need protocol: http/);
+
+  const bad = problemsOf(() => validateConfig(sidecarConfigSchema, { ...minimal, inbound: { ...inbound, authorization: { defaultAction: 'block', rules: [{ action: 'permit', from: [] }] } } }));
+  const paths = bad.map((p) => p.path);
+  for (const path of ['inbound.authorization.defaultAction', 'inbound.authorization.rules.0.action', 'inbound.authorization.rules.0.from']) {
+    assert.ok(paths.includes(path), `missing problem at ${path}: ${JSON.stringify(bad)}`);
+  }
+});
+
 test('every problem is reported at once, with its path and the value given', () => {
   const problems = problemsOf(() =>
     validateConfig(sidecarConfigSchema, {

@@ -101,11 +101,13 @@ test('admission: allow-list and strict mode are checked against the current rule
     tls,
     hop: { direction: 'inbound' as const, service: 'api', peer: spiffeId ?? 'unknown', tls: tls ? ('true' as const) : ('false' as const) },
     xfcc: null,
+    remoteAddress: null,
+    callers: null,
   });
   const web = 'spiffe://example.org/ns/default/svc/web';
-  assert.ok(admitted({ allow: null, requireTls: false }, conn(null, false)), 'permissive, no allow-list: plaintext admitted');
-  assert.ok(!admitted({ allow: null, requireTls: true }, conn(null, false)), 'strict: plaintext refused');
-  assert.ok(admitted({ allow: new Set([web]), requireTls: true }, conn(web, true)));
-  assert.ok(!admitted({ allow: new Set([web]), requireTls: true }, conn('spiffe://example.org/ns/default/svc/billing', true)));
-  assert.ok(!admitted({ allow: new Set([web]), requireTls: false }, conn(null, false)), 'plaintext callers have no identity');
+  assert.ok(admitted({ allow: null, requireTls: false, authz: null, strictDryRun: false }, conn(null, false)), 'permissive, no allow-list: plaintext admitted');
+  assert.ok(!admitted({ allow: null, requireTls: true, authz: null, strictDryRun: false }, conn(null, false)), 'strict: plaintext refused');
+  assert.ok(admitted({ allow: new Set([web]), requireTls: true, authz: null, strictDryRun: false }, conn(web, true)));
+  assert.ok(!admitted({ allow: new Set([web]), requireTls: true, authz: null, strictDryRun: false }, conn('spiffe://example.org/ns/default/svc/billing', true)));
+  assert.ok(!admitted({ allow: new Set([web]), requireTls: false, authz: null, strictDryRun: false }, conn(null, false)), 'plaintext callers have no identity');
 });

@@ -3,6 +3,7 @@ import type { LimitsConfig } from '../../config/sidecar-schema.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
 import type { Admission, ConnectionInfo } from '../connection-info.js';
 import type { Cluster } from '../upstream/cluster.js';
+import type { PolicyRecorder } from '../policy-recorder.js';
 import { BodyFramer, type Framing } from './body-framer.js';
 import { HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './head.js';
 import { downstreamResponseHead } from './headers.js';
@@ -13,6 +14,8 @@ export interface HttpRoute {
   readonly inbound: boolean;
   /** Checked on every request, so a reload that tightens it applies to open connections too. */
   readonly admission: Admission;
+  /** Counts and logs the admission's authorization decisions and strict dry-run events. */
+  readonly policy: PolicyRecorder;
   readonly cluster: Cluster;
   readonly limits: LimitsConfig;
   readonly metrics: SidecarMetrics;

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { admitted, type ConnectionInfo } from '../connection-info.js';
+import { describeDenial } from '../authz/authz.js';
 import { joinSockets } from '../tcp/join.js';
 import { BodyFramer, type Framing } from './body-framer.js';
 import { Exchange, type Downstream, type HttpRoute } from './exchange.js';
@@ -38,7 +39,8 @@ export interface HttpListenerContext {
 
 /**
  * One caller's HTTP/1.1 connection to a listener: reads request heads with the strict
- * parser, answers what it must refuse itself (403 off the allow-list, 400 malformed or
+ * parser, answers what it must refuse itself (403 off the allow-list or denied by the
+ * authorization rules, 400 malformed or
  * ambiguous framing, 431, 408, 501), hands each request to an Exchange and feeds it the
  * body bytes, then reads the next request once the response is complete (keep-alive,
  * pipelining). Timeouts are checked by the listener's sweep (`checkTimeouts`), not by a
@@ -71,6 +73,15 @@ export class ServerConnection implements Downstream {
   #lastActivity: number;
   /** When #close asked for the connection to end once its answers are flushed (0: it did not). */
   #closingSince = 0;
+  /** The head being authorized, read by #header (set only during the check). */
+  #checking: RequestHead | null = null;
+  /** Header lookup for the authorization rules: one function per connection, not per request. */
+  readonly #header = (lowerName: string): string | undefined => {
+    const head = this.#checking;
+    if (head === null) return undefined;
+    const i = head.lower.indexOf(lowerName);
+    return i < 0 ? undefined : head.values[i];
+  };
 
   constructor(socket: Socket, info: ConnectionInfo, ctx: HttpListenerContext) {
     this.socket = socket;
@@ -277,8 +288,26 @@ export class ServerConnection implements Downstream {
     if (head.minor === 1 && host < 0) return refuse(400, 'WEFT_E_BAD_REQUEST', 'HTTP/1.1 request without a Host header');
     if (host >= 0 && head.lower.indexOf('host', host + 1) >= 0) return refuse(400, 'WEFT_E_BAD_REQUEST', 'several Host headers (RFC 9112 §3.2)');
     if (head.method === 'CONNECT') return refuse(501, 'WEFT_E_METHOD', 'CONNECT is not supported by the sidecar');
-    if (!admitted(route.admission, this.info)) {
-      return refuse(403, 'WEFT_E_FORBIDDEN', `caller ${this.info.peer.spiffeId ?? '(plaintext)'} is not allowed by inbound.allow`);
+    const info = this.info;
+    if (info.callers !== null) info.callers.requests++;
+    const admission = route.admission;
+    if (!admitted(admission, info)) {
+      return refuse(403, 'WEFT_E_FORBIDDEN', `caller ${info.peer.spiffeId ?? '(plaintext)'} is not allowed by inbound.allow`);
+    }
+    if (admission.authz !== null) {
+      this.#checking = head;
+      const decision = admission.authz.checkRequest(info.peer.spiffeId, head.method, head.target, this.#header);
+      this.#checking = null;
+      if (!decision.allowed) {
+        route.policy.denied(info, decision, head.method, head.target);
+        return refuse(403, 'WEFT_E_AUTHZ_DENIED', `caller ${info.peer.spiffeId ?? '(plaintext)'} ${describeDenial(decision)}`);
+      }
+      if (decision.audited) route.policy.audited(info, decision, head.method, head.target);
+      else route.policy.allowed();
+    }
+    if (admission.strictDryRun && !info.tls) {
+      if (info.callers !== null) info.callers.wouldReject++;
+      route.policy.strictDryRun(info, head.method, head.target);
     }
     const upgrade = head.upgrade !== null && head.connection !== null && head.connection.includes('upgrade');
     const keepAlive = head.minor === 1 ? !(head.connection?.includes('close') ?? false) : (head.connection?.includes('keep-alive') ?? false);

@@ -14,6 +14,9 @@ import type { HttpRoute } from '../http1/exchange.js';
 import { formatXfcc } from '../http1/headers.js';
 import { ServerConnection } from '../http1/server-connection.js';
 import { proxyTcp } from '../tcp/pipe.js';
+import type { Logger } from '../../obs/log.js';
+import type { CallerTally } from '../caller-tally.js';
+import { PolicyRecorder } from '../policy-recorder.js';
 
 /** How a listener treats the bytes it accepts before the protocol stage. */
 export type ListenerSecurity = 'strict' | 'permissive' | 'local';
@@ -31,7 +34,7 @@ export interface CompiledListener {
   readonly protocol: 'http' | 'tcp';
   /** strict/permissive: terminate mTLS from remote callers; local: plaintext from the app. */
   readonly security: ListenerSecurity;
-  /** Who may call: the allow-list, and whether plaintext is refused (strict inbound). */
+  /** Who may call: the allow-list, whether plaintext is refused (strict inbound), the authorization rules, a strict dry run. */
   readonly admission: Admission;
   /** Our own SPIFFE ID (for x-forwarded-client-cert `By=`). */
   readonly localSpiffeId: string;
@@ -58,16 +61,28 @@ export class ProxyListener {
   readonly #tls: TlsServer;
   readonly #sockets = new Set<Socket>();
   readonly #httpConnections = new Set<ServerConnection>();
+  /** Sockets in the TCP stage: their authorization is re-checked when the rules change. */
+  readonly #tcpSockets = new Set<Socket>();
   readonly #httpContext = { route: () => this.#route };
   /** Checks HTTP connections' header and idle timeouts once a second (no timer per request). */
   #sweeper: NodeJS.Timeout | null = null;
   readonly #metrics: SidecarMetrics;
+  readonly #log: Logger | null;
+  readonly #callers: CallerTally | null;
+  #policy: PolicyRecorder;
   readonly #draining = { value: false };
   readonly #unsubscribe: () => void;
 
-  constructor(compiled: CompiledListener, deps: { certs: Watch<CertificateBundle>; metrics: SidecarMetrics }) {
+  /**
+   * `callers` counts inbound callers for the migration report; `log` receives the sampled
+   * authorization and strict dry-run lines (none without it).
+   */
+  constructor(compiled: CompiledListener, deps: { certs: Watch<CertificateBundle>; metrics: SidecarMetrics; callers?: CallerTally; log?: Logger }) {
     this.#compiled = compiled;
     this.#metrics = deps.metrics;
+    this.#log = deps.log ?? null;
+    this.#callers = deps.callers ?? null;
+    this.#policy = this.#policyRecorder(compiled);
     this.#route = this.#httpRoute(compiled);
     // Half-open: a caller's FIN travels on (TCP mode) while the reply still comes back;
     // HTTP connections decide themselves when to close.
@@ -114,17 +129,37 @@ export class ProxyListener {
     return typeof addr === 'object' && addr !== null ? { host: addr.address, port: addr.port } : null;
   }
 
-  /** Swaps in a new compiled configuration for connections accepted from now on. */
+  /**
+   * Swaps in a new compiled configuration for connections accepted from now on, and for
+   * the next request of open HTTP connections. Open connections of callers a tightened
+   * allow-list or strict mode refuses are closed; when the authorization rules changed,
+   * open TCP connections are checked again and those denied now are closed (HTTP
+   * connections stay open: each request is checked against the rules current then).
+   */
   update(compiled: CompiledListener): void {
-    const tightened = !sameAdmission(compiled.admission, this.#compiled.admission);
+    const old = this.#compiled;
+    const tightened = !sameAdmission(compiled.admission, old.admission);
+    const authz = compiled.admission.authz;
+    const recheckTcp = authz !== old.admission.authz && authz !== null;
     this.#compiled = compiled;
+    if (compiled.service !== old.service || compiled.direction !== old.direction) this.#policy = this.#policyRecorder(compiled);
+    else showPolicySeries(this.#policy, compiled);
     this.#route = this.#httpRoute(compiled);
     if (tightened) {
-      // Open connections of callers the new rules refuse are closed (HTTP requests are
-      // also checked one by one); the rest keep going.
       for (const socket of this.#sockets) {
         const info = peekConnectionInfo(socket);
         if (info !== null && !admitted(compiled.admission, info)) socket.destroy();
+      }
+    }
+    if (recheckTcp) {
+      for (const socket of this.#tcpSockets) {
+        const info = peekConnectionInfo(socket);
+        if (info === null || socket.destroyed) continue;
+        const decision = authz.checkConnection(info.peer.spiffeId);
+        if (decision.allowed) continue;
+        this.#policy.denied(info, decision, null, null);
+        this.#metrics.error(info.hop.direction, info.hop.service, 'WEFT_E_AUTHZ_DENIED');
+        socket.destroy();
       }
     }
   }
@@ -150,10 +185,17 @@ export class ProxyListener {
   readonly #sweep = (): void => {
     const now = performance.now();
     for (const conn of this.#httpConnections) conn.checkTimeouts(now);
+    this.#policy.tick();
   };
 
   #httpRoute(c: CompiledListener): HttpRoute {
-    return { inbound: c.direction === 'inbound', admission: c.admission, cluster: c.cluster, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
+    return { inbound: c.direction === 'inbound', admission: c.admission, policy: this.#policy, cluster: c.cluster, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
+  }
+
+  #policyRecorder(c: CompiledListener): PolicyRecorder {
+    const recorder = new PolicyRecorder(this.#metrics.policyCounters(c.direction, c.service), this.#log);
+    showPolicySeries(recorder, c);
+    return recorder;
   }
 
   #onConnection(socket: Socket): void {
@@ -208,25 +250,43 @@ export class ProxyListener {
       peer: c.direction === 'outbound' ? (c.upstreamIdentity ?? 'unknown') : (peer.spiffeId ?? 'unknown'),
       tls: tls ? 'true' : 'false',
     };
+    const remoteAddress = socket.remoteAddress ?? null;
+    const callers = c.direction === 'inbound' && this.#callers !== null ? this.#callers.connection(peer.spiffeId, remoteAddress, tls) : null;
     const info: ConnectionInfo = {
       peer,
       tls,
       hop,
       xfcc: peer.spiffeId !== null && peer.certHash !== null ? formatXfcc(c.localSpiffeId, peer.certHash, peer.spiffeId) : null,
+      remoteAddress,
+      callers,
     };
     setConnectionInfo(socket, info);
     this.#metrics.connectionOpened(hop);
-    socket.once('close', () => this.#metrics.connectionClosed(hop));
+    socket.once('close', () => {
+      this.#metrics.connectionClosed(hop);
+      if (callers !== null) this.#callers!.closed(callers);
+    });
     if (c.protocol === 'http') {
       const conn = new ServerConnection(socket, info, this.#httpContext);
       this.#httpConnections.add(conn);
       socket.once('close', () => this.#httpConnections.delete(conn));
       // A sniffed plaintext socket was paused with its first bytes unshifted.
       socket.resume();
-    } else proxyTcp(c.cluster, this.#metrics, socket, info, c.admission);
+    } else {
+      this.#tcpSockets.add(socket);
+      socket.once('close', () => this.#tcpSockets.delete(socket));
+      proxyTcp(c.cluster, this.#metrics, socket, info, c.admission, this.#policy);
+    }
   }
 }
 
+/** Once a listener has rules or a dry run, its series are shown (at 0 before the first event). */
+function showPolicySeries(policy: PolicyRecorder, c: CompiledListener): void {
+  policy.counters.authz ||= c.admission.authz !== null;
+  policy.counters.strictDryRun ||= c.admission.strictDryRun;
+}
+
+/** Same allow-list and TLS requirement (the authorization rules are compared apart). */
 function sameAdmission(a: Admission, b: Admission): boolean {
   if (a.requireTls !== b.requireTls) return false;
   if (a.allow === null || b.allow === null) return a.allow === b.allow;

@@ -4,7 +4,8 @@ import type { Snapshot } from '../../control/snapshot.js';
 /**
  * A connected sidecar's configuration: the local part (listen addresses, the app, the
  * upstreams it calls, limits) completed with the server's snapshot (the inbound protocol
- * and mTLS mode, each upstream's identity, protocol and healthy endpoints). The result
+ * and mTLS mode or strict dry run, the authorization policies, each upstream's identity,
+ * protocol and healthy endpoints). The result
  * has the static configuration's shape, so both modes compile and reload the same way.
  * An upstream the snapshot does not know gets no endpoints (its callers get 503 until an
  * instance is healthy).
@@ -16,7 +17,13 @@ export function effectiveConfig(local: SidecarConfig, snapshot: Snapshot): Sidec
       : {
           ...local.inbound,
           protocol: snapshot.inbound.protocol,
-          mtls: snapshot.inbound.mtls.mode === 'strict' && snapshot.inbound.mtls.enforce ? ('strict' as const) : ('permissive' as const),
+          mtls: snapshot.inbound.mtls.mode,
+          strictDryRun: snapshot.inbound.mtls.mode === 'strict' && !snapshot.inbound.mtls.enforce,
+          authorization: {
+            defaultAction: snapshot.inbound.authorization.defaultAction,
+            rules: [],
+            policies: snapshot.inbound.authorization.policies.map((p) => ({ name: p.name, rules: [...p.rules] })),
+          },
         };
   const upstreams = local.upstreams.map((u) => {
     const namespace = u.namespace ?? local.namespace;

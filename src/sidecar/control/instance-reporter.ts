@@ -2,15 +2,11 @@ import { isIP } from 'node:net';
 import type { HostPort } from '../../config/address.js';
 import type { HealthCheckSpec } from '../../control/resources.js';
 import type { Logger } from '../../obs/log.js';
+import type { CallerTally } from '../../proxy/caller-tally.js';
 import { Backoff, sleep } from './backoff.js';
 import { checkApp, type AppHealth } from './health-check.js';
 import { refusalMessage, type ServerClient } from './server-client.js';
 
-/** Per-caller counts handed to the server with each report (the migration view). */
-export interface CallerSource {
-  take(): unknown[];
-  giveBack(reports: never[]): void;
-}
 
 const DEFAULT_INTERVAL_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 2_000;
@@ -30,7 +26,7 @@ export class InstanceReporter {
   readonly #advertise: string | undefined;
   readonly #metadata: Readonly<Record<string, string>>;
   readonly #healthCheck: () => HealthCheckSpec | null;
-  readonly #callers: CallerSource | null;
+  readonly #callers: CallerTally | null;
   readonly #abort = new AbortController();
   #backoff = new Backoff({ baseMs: 250, maxMs: 5_000 });
   #id: string | null = null;
@@ -49,7 +45,7 @@ export class InstanceReporter {
     advertise?: string;
     metadata: Readonly<Record<string, string>>;
     healthCheck: () => HealthCheckSpec | null;
-    callers: CallerSource | null;
+    callers: CallerTally | null;
   }) {
     this.#client = options.client;
     this.#log = options.log;
@@ -161,7 +157,7 @@ export class InstanceReporter {
       }
       if (answer.status !== 200) throw new Error(`report refused: ${refusalMessage(answer)}`);
     } catch (err) {
-      this.#callers?.giveBack(callers as never[]);
+      this.#callers?.giveBack(callers);
       throw err;
     }
   }
