@@ -108,6 +108,8 @@ export class ServerClient {
               }),
         },
         (res) => {
+          // Read now: once the answer has ended, the socket may be back in the pool (res.socket null).
+          const localAddress = res.socket?.localAddress?.replace(/^::ffff:/, '') ?? null;
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (c: Buffer) => {
@@ -124,7 +126,7 @@ export class ServerClient {
             } catch {
               json = null;
             }
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, json, localAddress: res.socket?.localAddress?.replace(/^::ffff:/, '') ?? null });
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, json, localAddress });
           });
           res.on('error', fail);
         },
