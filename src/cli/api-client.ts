@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { WeftError } from '../errors.js';
 
 /** The flags every operator command takes to reach the control plane API. */
@@ -14,7 +16,44 @@ export const CLIENT_FLAGS = {
 export const CLIENT_USAGE = `  --server URL           the control plane API (default https://127.0.0.1:8443)   WEFT_SERVER
   --data DIR             read the admin token and CA bundle from a server data folder
   --admin-token-file F   the admin token (or WEFT_ADMIN_TOKEN)
-  --ca-file F            the trust bundle to verify the server with (or WEFT_CA_FILE)`;
+  --ca-file F            the trust bundle to verify the server with (or WEFT_CA_FILE)
+  Flags win over variables, which win over ~/.config/weft/cli.yaml (docs/cli.md).`;
+
+/** The operator's defaults file: `$WEFT_CLI_CONFIG`, else `$XDG_CONFIG_HOME/weft/cli.yaml`, else `~/.config/weft/cli.yaml`. */
+export function cliConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env['WEFT_CLI_CONFIG'] ?? join(env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'), 'weft', 'cli.yaml');
+}
+
+/** What the defaults file may set (every field optional). */
+interface CliConfig {
+  server?: string;
+  data?: string;
+  adminToken?: string;
+  adminTokenFile?: string;
+  caFile?: string;
+}
+
+async function readCliConfig(): Promise<CliConfig> {
+  const path = cliConfigPath();
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return {};
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new WeftError('WEFT_E_USAGE', `${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  const known = ['server', 'data', 'adminToken', 'adminTokenFile', 'caFile'];
+  if (typeof parsed !== 'object' || Array.isArray(parsed) || Object.entries(parsed).some(([k, v]) => !known.includes(k) || typeof v !== 'string')) {
+    throw new WeftError('WEFT_E_USAGE', `${path}: expected a mapping of ${known.join(', ')} to strings`);
+  }
+  return parsed as CliConfig;
+}
 
 /** An answer from the API. */
 export interface ApiAnswer {
@@ -35,7 +74,12 @@ export class ApiClient {
   }
 
   static async fromFlags(values: { server?: string; data?: string; 'admin-token-file'?: string; 'ca-file'?: string }): Promise<ApiClient> {
-    const serverText = values.server ?? process.env['WEFT_SERVER'] ?? 'https://127.0.0.1:8443';
+    const file = await readCliConfig();
+    const env = process.env;
+    const fromFile = values.server === undefined && env['WEFT_SERVER'] === undefined;
+    const serverText = values.server ?? env['WEFT_SERVER'] ?? file.server ?? 'https://127.0.0.1:8443';
+    // The file's credentials apply only with the file's server (or no server named elsewhere).
+    const data = values.data ?? (fromFile || file.server === undefined ? file.data : undefined);
     let base: URL;
     try {
       base = new URL(serverText);
@@ -43,11 +87,15 @@ export class ApiClient {
       throw new WeftError('WEFT_E_USAGE', `--server "${serverText}" is not a URL; write for example https://127.0.0.1:8443`);
     }
     if (base.protocol !== 'https:') throw new WeftError('WEFT_E_USAGE', `--server must be an https:// URL (the API is served over TLS), not ${serverText}`);
-    const tokenFile = values['admin-token-file'] ?? (values.data !== undefined ? join(values.data, 'admin-token') : undefined);
-    const caFile = values['ca-file'] ?? process.env['WEFT_CA_FILE'] ?? (values.data !== undefined ? join(values.data, 'ca', 'bundle.pem') : undefined);
-    const token = tokenFile !== undefined ? (await readInput(tokenFile, 'the admin token')).trim() : process.env['WEFT_ADMIN_TOKEN'];
-    if (token === undefined || token === '') throw new WeftError('WEFT_E_USAGE', 'the admin token is needed: --data DIR, --admin-token-file FILE or WEFT_ADMIN_TOKEN');
-    if (caFile === undefined) throw new WeftError('WEFT_E_USAGE', 'the CA bundle is needed to verify the server: --data DIR, --ca-file FILE or WEFT_CA_FILE');
+    const useFile = fromFile || file.server === undefined;
+    const tokenFile = values['admin-token-file'] ?? (data !== undefined ? join(data, 'admin-token') : undefined);
+    const caFile = values['ca-file'] ?? env['WEFT_CA_FILE'] ?? (data !== undefined ? join(data, 'ca', 'bundle.pem') : useFile ? file.caFile : undefined);
+    const token =
+      tokenFile !== undefined
+        ? (await readInput(tokenFile, 'the admin token')).trim()
+        : (env['WEFT_ADMIN_TOKEN'] ?? (useFile ? (file.adminToken ?? (file.adminTokenFile !== undefined ? (await readInput(file.adminTokenFile, 'the admin token')).trim() : undefined)) : undefined));
+    if (token === undefined || token === '') throw new WeftError('WEFT_E_USAGE', `the admin token is needed: --data DIR, --admin-token-file FILE, WEFT_ADMIN_TOKEN or ${cliConfigPath()}`);
+    if (caFile === undefined) throw new WeftError('WEFT_E_USAGE', `the CA bundle is needed to verify the server: --data DIR, --ca-file FILE, WEFT_CA_FILE or ${cliConfigPath()}`);
     return new ApiClient(base, token, await readInput(caFile, 'the CA bundle'));
   }
 
@@ -66,6 +114,7 @@ export class ApiClient {
           }
         });
       });
+      req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
       req.on('error', (err) => reject(new WeftError('WEFT_E_SERVER', `cannot reach the server at ${url.origin}: ${err.message}`)));
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });

@@ -100,6 +100,16 @@ test('a sidecar renews with its own certificate, only for its own identity, with
   assert.match(limited[0]!.headers, /^retry-after: \d+\r?$/im);
 });
 
+test('under concurrent use, a one-use token enrolls exactly once', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  const { url } = await startServer(t, data);
+  const csr = await opensslCsr(dir, 'web', WEB);
+  const token = await createToken(url, data, ['--service', 'web']);
+  const racers = await Promise.all(Array.from({ length: 8 }, () => curl(data, ['--data-binary', JSON.stringify({ token, csr }), `${url}/v1/enroll`])));
+  assert.deepEqual(racers.map((r) => r.status).sort(), [200, 401, 401, 401, 401, 401, 401, 401], 'exactly one concurrent enrollment wins');
+});
+
 test('a restart keeps the CA, the admin token and the tokens already spent', async (t) => {
   const dir = await tempDir(t);
   const data = join(dir, 'data');

@@ -140,3 +140,21 @@ test('the API validates resources itself and does compare-and-set with If-Match;
   assert.equal(kept.status, 200);
   assert.deepEqual(kept.json['spec'], { protocol: 'http' });
 });
+
+test('operator commands take the server and credentials from ~/.config/weft/cli.yaml; flags and variables win', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  const server = await startControl(t, data);
+  const config = join(dir, 'cli.yaml');
+  await writeFile(config, `server: ${server.url}\nadminTokenFile: ${join(data, 'admin-token')}\ncaFile: ${join(data, 'ca', 'bundle.pem')}\n`);
+  const env = { WEFT_CLI_CONFIG: config };
+  const listed = await runWeft(['get', 'Service'], { env });
+  assert.equal(listed.code, 0, listed.stderr);
+  // A flag naming another server does not send the file's admin token there.
+  const other = await runWeft(['get', 'Service', '--server', 'https://127.0.0.1:1'], { env });
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /the admin token is needed/);
+  await writeFile(config, 'server: [not, a, string]\n');
+  const bad = await runWeft(['get', 'Service'], { env });
+  assert.match(bad.stderr, /cli\.yaml: expected a mapping of server, data, adminToken, adminTokenFile, caFile to strings/);
+});
