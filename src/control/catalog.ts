@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
+import { WeftError } from '../errors.js';
 import type { JsonValue, Store, StoredResource } from './store/store.js';
 
 /**
@@ -18,6 +19,8 @@ import type { JsonValue, Store, StoredResource } from './store/store.js';
  */
 
 const KIND = 'Instance';
+/** A bound on what one service's certificate can put into its callers' endpoint sets. */
+export const MAX_INSTANCES_PER_SERVICE = 1000;
 
 export type Health = 'passing' | 'critical' | 'unknown';
 
@@ -67,6 +70,12 @@ export class Catalog {
   /** Registers (or updates) an instance; its id is stable for the same service, address and port. */
   async register(reg: InstanceRegistration): Promise<string> {
     const id = instanceId(reg);
+    if ((await this.#store.get(KIND, reg.namespace, id)) === undefined) {
+      const count = (await this.#store.list(KIND, reg.namespace)).filter((r) => (r.spec as { service?: string }).service === reg.service).length;
+      if (count >= MAX_INSTANCES_PER_SERVICE) {
+        throw new WeftError('WEFT_E_TOO_MANY_INSTANCES', `${reg.namespace}/${reg.service} already has ${count} instances (the most one service may register); deregister stale ones or wait for them to expire`);
+      }
+    }
     const spec: Record<string, JsonValue> = { service: reg.service, address: reg.address, port: reg.port, metadata: { ...reg.metadata }, healthy: null };
     await this.#store.put({ kind: KIND, namespace: reg.namespace, name: id, spec });
     this.#liveness.set(key(reg.namespace, id), { at: this.#now(), healthy: null, reason: null });

@@ -46,6 +46,9 @@ export interface ServerOptions {
   readonly log: Logger;
 }
 
+/** Store revisions of change history kept for watchers (older ones are compacted). */
+const HISTORY_KEPT = 1000;
+
 /** A running control plane. */
 export interface RunningServer {
   readonly address: HostPort;
@@ -116,11 +119,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     identity.subscribe((bundle) => https.setSecureContext(tlsOptions(bundle)));
     // Once per TTL: drop instances silent past the deregistration time, and notice
     // instances whose silence made them critical (snapshot followers must hear of it).
+    let sweeps = 0;
     const sweep = async () => {
       const removed = await catalog.sweep();
       if (removed.length > 0) log.info({ removed }, 'instances removed after reporting nothing');
       await snapshots.recheck();
       migration.prune();
+      // About once a minute: drop change history older than the last HISTORY_KEPT revisions
+      // (watchers here follow live; one that fell further behind re-lists).
+      if (++sweeps % 60 === 0) {
+        const revision = await store.revision();
+        if (revision > HISTORY_KEPT) await store.compact(revision - HISTORY_KEPT);
+      }
     };
     opened.sweeper = setInterval(() => sweep().catch((err: unknown) => log.error({ err }, 'catalog sweep failed')), Math.min(1000, options.instanceTtlMs)).unref();
     const address = await listen(https, options.listen);
