@@ -76,10 +76,7 @@ export class ApiClient {
   static async fromFlags(values: { server?: string; data?: string; 'admin-token-file'?: string; 'ca-file'?: string }): Promise<ApiClient> {
     const file = await readCliConfig();
     const env = process.env;
-    const fromFile = values.server === undefined && env['WEFT_SERVER'] === undefined;
     const serverText = values.server ?? env['WEFT_SERVER'] ?? file.server ?? 'https://127.0.0.1:8443';
-    // The file's credentials apply only with the file's server (or no server named elsewhere).
-    const data = values.data ?? (fromFile || file.server === undefined ? file.data : undefined);
     let base: URL;
     try {
       base = new URL(serverText);
@@ -87,13 +84,24 @@ export class ApiClient {
       throw new WeftError('WEFT_E_USAGE', `--server "${serverText}" is not a URL; write for example https://127.0.0.1:8443`);
     }
     if (base.protocol !== 'https:') throw new WeftError('WEFT_E_USAGE', `--server must be an https:// URL (the API is served over TLS), not ${serverText}`);
-    const useFile = fromFile || file.server === undefined;
-    const tokenFile = values['admin-token-file'] ?? (data !== undefined ? join(data, 'admin-token') : undefined);
-    const caFile = values['ca-file'] ?? env['WEFT_CA_FILE'] ?? (data !== undefined ? join(data, 'ca', 'bundle.pem') : useFile ? file.caFile : undefined);
+    // Flags, then variables, then the file; the file's credentials only go to the file's
+    // server (or to any server when the file names none).
+    const useFile = file.server === undefined || originOf(file.server, cliConfigPath()) === base.origin;
+    const fileData = useFile ? file.data : undefined;
     const token =
-      tokenFile !== undefined
-        ? (await readInput(tokenFile, 'the admin token')).trim()
-        : (env['WEFT_ADMIN_TOKEN'] ?? (useFile ? (file.adminToken ?? (file.adminTokenFile !== undefined ? (await readInput(file.adminTokenFile, 'the admin token')).trim() : undefined)) : undefined));
+      values['admin-token-file'] !== undefined
+        ? await readToken(values['admin-token-file'])
+        : values.data !== undefined
+          ? await readToken(join(values.data, 'admin-token'))
+          : nonEmpty(env['WEFT_ADMIN_TOKEN']) ??
+            (!useFile
+              ? undefined
+              : file.adminToken ?? (file.adminTokenFile !== undefined ? await readToken(file.adminTokenFile) : fileData !== undefined ? await readToken(join(fileData, 'admin-token')) : undefined));
+    const caFile =
+      values['ca-file'] ??
+      (values.data !== undefined ? join(values.data, 'ca', 'bundle.pem') : undefined) ??
+      nonEmpty(env['WEFT_CA_FILE']) ??
+      (useFile ? (file.caFile ?? (fileData !== undefined ? join(fileData, 'ca', 'bundle.pem') : undefined)) : undefined);
     if (token === undefined || token === '') throw new WeftError('WEFT_E_USAGE', `the admin token is needed: --data DIR, --admin-token-file FILE, WEFT_ADMIN_TOKEN or ${cliConfigPath()}`);
     if (caFile === undefined) throw new WeftError('WEFT_E_USAGE', `the CA bundle is needed to verify the server: --data DIR, --ca-file FILE, WEFT_CA_FILE or ${cliConfigPath()}`);
     return new ApiClient(base, token, await readInput(caFile, 'the CA bundle'));
@@ -125,6 +133,22 @@ export class ApiClient {
 export function refusal(answer: ApiAnswer): WeftError {
   const error = answer.json['error'] as { code?: string; message?: string } | undefined;
   return new WeftError(error?.code ?? 'WEFT_E_SERVER', `the server refused: ${error?.message ?? `HTTP ${answer.status}`}`);
+}
+
+async function readToken(file: string): Promise<string> {
+  return (await readInput(file, 'the admin token')).trim();
+}
+
+function originOf(url: string, where: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    throw new WeftError('WEFT_E_USAGE', `${where}: server "${url}" is not a URL; write for example https://127.0.0.1:8443`);
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
 }
 
 async function readInput(file: string, what: string): Promise<string> {

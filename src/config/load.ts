@@ -61,7 +61,7 @@ export function parseYamlDocuments(file: string, text: string): YamlDocument[] {
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   const list = Array.isArray(docs) ? docs : [];
   const problems: ConfigProblem[] = list.flatMap((doc) =>
-    doc.errors.map((e) => ({ path: '', source: `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}`, message: `YAML syntax: ${e.message.split('\n')[0]}` })),
+    doc.errors.map((e) => ({ path: '', source: `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}`, message: `YAML syntax: ${yamlReason(e.message)}` })),
   );
   if (problems.length > 0) throw new ConfigError(problems);
   return list.filter((doc) => doc.contents !== null).map((doc) => ({ raw: doc.toJS() as unknown, source: { file, doc, lines } }));
@@ -88,7 +88,7 @@ function parseYaml(file: string, text: string): { source: SourceText; raw: RawCo
       doc.errors.map((e) => ({
         path: '',
         source: `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}`,
-        message: `YAML syntax: ${e.message.split('\n')[0]}`,
+        message: `YAML syntax: ${yamlReason(e.message)}`,
       })),
     );
   }
@@ -203,4 +203,9 @@ function deepFreeze<T>(value: T): T {
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
+}
+
+/** The first line of a yaml library error without its trailing "at line L, column C:" (the location is given separately). */
+function yamlReason(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }

@@ -169,7 +169,10 @@ export const sidecarConfigSchema = z
   .superRefine((cfg, ctx) => {
     const connected = cfg.server !== undefined;
     if (connected && cfg.identity !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['identity'], message: 'a sidecar connected to a server (server.urls, --server) gets its certificate from the server: remove identity' });
+      ctx.addIssue({ code: 'custom', path: ['identity'], message: 'a sidecar connected to a server (server.urls, --server) gets its certificate from the server: remove identity (and --issuer, --cert, --ttl)' });
+    }
+    if (connected && cfg.trustDomain !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['trustDomain'], message: "a sidecar connected to a server uses the server's trust domain: remove trustDomain (--trust-domain)" });
     }
     if (!connected && cfg.identity === undefined) {
       ctx.addIssue({
