@@ -94,6 +94,7 @@ export function sidecarOverrides(flags: FlagValues, env: NodeJS.ProcessEnv): { o
     for (const key of path.slice(0, -1)) obj = (obj[key] ??= {}) as RawConfig;
     obj[path[path.length - 1]!] = found.value;
     if (!sources.has(path[0]!)) sources.set(path[0]!, found.from);
+    sources.set(path.join('.'), found.from);
   };
   set(['service'], pick('service', 'WEFT_SERVICE'));
   set(['namespace'], pick('namespace', 'WEFT_NAMESPACE'));

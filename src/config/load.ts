@@ -133,6 +133,11 @@ function validate<S extends z.ZodType>(schema: S, raw: unknown, source: SourceTe
 
 function locate(source: SourceText | null, path: (string | number)[], atKey: boolean, overrideSources: OverrideSources): string | undefined {
   const top = path[0];
+  // The most specific override that covers the path: `inbound.protocol` before `inbound`.
+  for (let n = path.length; n >= 1; n--) {
+    const found = overrideSources.get(path.slice(0, n).join('.'));
+    if (found !== undefined) return found;
+  }
   if (typeof top === 'string' && overrideSources.has(top)) return overrideSources.get(top);
   if (source === null) return undefined;
   let node: unknown = source.doc.contents;

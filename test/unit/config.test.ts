@@ -192,7 +192,7 @@ test('flags and WEFT_* variables map onto the same fields; flags win; errors nam
   assert.equal(sources.get('identity'), 'WEFT_ISSUER_CERT');
 
   const bad = sidecarOverrides({ mtls: 'maybe' }, { WEFT_SERVICE: 'web', WEFT_ISSUER_DIR: './ca', WEFT_INBOUND: ':8443', WEFT_APP: '127.0.0.1:1' });
-  await assert.rejects(loadConfig(sidecarConfigSchema, { overrides: bad.overrides, overrideSources: bad.sources }), /WEFT_INBOUND inbound\.mtls: mtls must be strict or permissive/);
+  await assert.rejects(loadConfig(sidecarConfigSchema, { overrides: bad.overrides, overrideSources: bad.sources }), /--mtls inbound\.mtls: mtls must be strict or permissive/);
 });
 
 test('a flag overrides the file field by field', () => {
