@@ -101,6 +101,11 @@ function tcpCommand(mesh: DemoMesh): string {
   return `node -e "const s=require('net').connect(${port},'127.0.0.1',()=>s.end('hi\\n'));s.pipe(process.stdout)"`;
 }
 
+/** One line of the demo's layout: service, what runs, its loopback address (aligned). */
+function row(service: string, what: string, port: number): string {
+  return `${service.padEnd(6)} ${what.padEnd(12)} 127.0.0.1:${port}`;
+}
+
 /** What to try, with the exact ports, files and `--server … --data …` flags of this run. */
 function instructions(mesh: DemoMesh): string {
   const p = mesh.ports;
@@ -110,10 +115,10 @@ function instructions(mesh: DemoMesh): string {
   return `
 weft demo mesh is up: a control plane, three services, their sidecars (trust domain ${DEMO_TRUST_DOMAIN})
 
-  control plane  ${mesh.serverUrl}  (in this process; data in ${mesh.data})
-  web    app     127.0.0.1:${p.webApp}  ← sidecar mTLS :${p.webInbound}, admin :${p.webAdmin}; calls api at 127.0.0.1:${p.webToApi}, ${tcp} at 127.0.0.1:${p.webToTcp}
-  api    app     127.0.0.1:${p.apiApp}  ← sidecar mTLS :${p.apiInbound}, admin :${p.apiAdmin}
-  ${tcp.padEnd(6)} ${tcpApp.padEnd(14)} 127.0.0.1:${p.tcpApp}  ← sidecar mTLS :${p.tcpInbound}, admin :${p.tcpAdmin} (Service protocol: tcp)
+  control plane       ${mesh.serverUrl}  (in this process; data in ${mesh.data})
+  ${row('web', 'app', p.webApp)}  ← sidecar mTLS :${p.webInbound}, admin :${p.webAdmin}; calls api at 127.0.0.1:${p.webToApi}, ${tcp} at 127.0.0.1:${p.webToTcp}
+  ${row('api', 'app', p.apiApp)}  ← sidecar mTLS :${p.apiInbound}, admin :${p.apiAdmin}
+  ${row(tcp, tcpApp, p.tcpApp)}  ← sidecar mTLS :${p.tcpInbound}, admin :${p.tcpAdmin} (Service protocol: tcp)
   The Mesh is permissive (plaintext callers are still served): ${mesh.file('mesh.yaml')}
   Files and logs in ${mesh.dir} (removed when the demo stops)
 
