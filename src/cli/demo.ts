@@ -1,229 +1,150 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { mkdtemp, mkdir, rm, writeFile, chmod } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { WeftError } from '../errors.js';
-import { createRoot, createIntermediate } from '../pki/ca.js';
-import { loadIssuer, issueLeaf } from '../pki/issuer.js';
-import { serviceSpiffeId } from '../pki/spiffe.js';
+import { parseFlags } from './args.js';
+import { runChecks, waitForTraffic } from './demo-checks.js';
+import { DEMO_PORT_OFFSETS, DEMO_TRUST_DOMAIN, DemoMesh, demoPorts, pickTcpService } from './demo-mesh.js';
 
-const TRUST_DOMAIN = 'demo.weft.internal';
+const USAGE = `Usage: weft demo [--base-port 18000] [--check]
 
-/** The demo's fixed loopback ports, derived from --base-port. */
-function ports(base: number) {
-  return {
-    webApp: base + 80,
-    apiApp: base + 81,
-    webInbound: base + 443,
-    apiInbound: base + 444,
-    webToApi: base + 101,
-    webAdmin: base + 1,
-    apiAdmin: base + 2,
-  };
-}
+Runs a local mesh on loopback: a control plane, three services (web, api, and Redis when
+redis-server is installed, else a TCP echo service) and their connected sidecars, on fixed
+ports from --base-port (base+1 … base+446). Prints commands to try; Ctrl-C stops it all.
+
+  --base-port N   first port of the range (default 18000; base+446 must stay below 32768)
+  --check         run the checks itself, print ok/FAIL for each, exit 0 when all pass`;
+
+/** The highest port the demo uses stays below the kernel's ephemeral range (32768 on Linux). */
+const MAX_BASE = 32767 - Math.max(...Object.values(DEMO_PORT_OFFSETS));
+
+/** How long the mesh may take from "sidecars ready" to traffic flowing through it. */
+const TRAFFIC_TIMEOUT_MS = 30_000;
 
 /**
- * `weft demo`: a CA, two demo apps (web and api) on loopback, each behind its own
- * `weft sidecar` process, web calling api over mTLS through its outbound listener. Prints
- * curl commands that show identities at work, then runs until Ctrl-C. `--check` runs
- * those checks itself and exits 0 when all pass.
+ * `weft demo`: a control plane in this process, the demo apps, and a connected `weft
+ * sidecar` process per service; waits until web reaches api and the TCP service through the
+ * mesh, then prints commands to try and runs until SIGINT/SIGTERM. `--check` runs the
+ * checks itself and exits 0 when all pass. Everything lives in a temporary folder that
+ * is removed at the end.
  */
 export async function demoCommand(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { 'base-port': { type: 'string', default: '18000' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
-  } catch (err) {
-    throw new WeftError('WEFT_E_USAGE', `${(err as Error).message}; usage: weft demo [--base-port N] [--check]`);
-  }
+  const { values } = parseFlags('demo', argv, { 'base-port': { type: 'string', default: '18000' }, check: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } });
   if (values.help) {
-    process.stdout.write('weft demo [--base-port 18000] [--check]\n  Runs a two-service mesh on loopback ports base+1..base+444.\n');
+    process.stdout.write(`${USAGE}\n`);
     return 0;
   }
   const base = Number(values['base-port']);
-  if (!Number.isInteger(base) || base < 1024 || base > 65000) throw new WeftError('WEFT_E_USAGE', '--base-port must be a whole number from 1024 to 65000');
-  const p = ports(base);
-  const dir = await mkdtemp(join(tmpdir(), 'weft-demo-'));
-  const children: ChildProcess[] = [];
-  const servers: Server[] = [];
-  const cleanup = async () => {
-    await Promise.all(children.map((c) => stopChild(c)));
-    for (const s of servers) s.close();
-    await rm(dir, { recursive: true, force: true });
-  };
+  if (!Number.isInteger(base) || base < 1024 || base > MAX_BASE) {
+    throw new WeftError('WEFT_E_USAGE', `--base-port must be a whole number from 1024 to ${MAX_BASE} (the demo uses base+1 … base+446, below the ephemeral ports from 32768)`);
+  }
+  const stop = stopSignal();
+  const mesh = new DemoMesh({ dir: await mkdtemp(join(tmpdir(), 'weft-demo-')), ports: demoPorts(base), tcp: await pickTcpService() });
+  let failed = false;
   try {
-    await writeDemoPki(dir);
-    servers.push(await listen(apiApp(), p.apiApp), await listen(webApp(p.webToApi), p.webApp));
-    const sidecar = (args: string[]) => startSidecar(args, children);
-    await Promise.all([
-      sidecar(['--service', 'api', '--issuer', join(dir, 'ca'), '--inbound', `127.0.0.1:${p.apiInbound}`, '--app', `127.0.0.1:${p.apiApp}`,
-        '--allow', serviceSpiffeId(TRUST_DOMAIN, 'default', 'web'), '--admin', `127.0.0.1:${p.apiAdmin}`, '--ttl', '1h']),
-      sidecar(['--service', 'web', '--issuer', join(dir, 'ca'), '--inbound', `127.0.0.1:${p.webInbound}`, '--app', `127.0.0.1:${p.webApp}`,
-        '--upstream', `api=127.0.0.1:${p.webToApi}=127.0.0.1:${p.apiInbound}`, '--admin', `127.0.0.1:${p.webAdmin}`, '--ttl', '1h']),
-    ]);
-    if (values.check) {
-      const ok = await runChecks(dir, p);
-      await cleanup();
-      return ok ? 0 : 1;
+    process.stdout.write(`starting the demo mesh (control plane, web, api, ${mesh.tcp.name}, their sidecars)…\n`);
+    const starting = bringUp(mesh);
+    const up = await Promise.race([starting, stop.received.then(() => 'stopped' as const)]);
+    if (up === 'stopped') {
+      process.stdout.write('stopping the demo mesh…\n');
+      mesh.halt();
+      await starting.catch(() => undefined); // it ends with WEFT_E_STOPPED once halted
+      return 0;
     }
-    process.stdout.write(instructions(dir, p));
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    if (values.check) {
+      failed = !(await runChecks(mesh, process.stdout));
+      if (failed) process.stdout.write(`the logs are kept in ${mesh.file('logs')}\n`);
+      return failed ? 1 : 0;
+    }
+    process.stdout.write(instructions(mesh));
+    await stop.received;
     process.stdout.write('\nstopping the demo mesh…\n');
-    await cleanup();
     return 0;
   } catch (err) {
-    await cleanup();
+    failed = !mesh.halted;
     throw err;
+  } finally {
+    stop.dispose();
+    await mesh.stop({ keepLogs: failed });
   }
 }
 
-async function writeDemoPki(dir: string): Promise<void> {
-  const root = await createRoot({ trustDomain: TRUST_DOMAIN });
-  const rootIssuer = await loadIssuer({ certPem: root.certPem, keyPem: root.keyPem });
-  const inter = await createIntermediate({ root: rootIssuer, trustDomain: TRUST_DOMAIN });
-  await mkdir(join(dir, 'ca'));
-  await writeFile(join(dir, 'ca', 'intermediate.pem'), inter.certPem);
-  await writeFile(join(dir, 'ca', 'intermediate.key'), inter.keyPem, { mode: 0o600 });
-  await writeFile(join(dir, 'ca', 'bundle.pem'), root.certPem);
-  // A workload of the same mesh that api's allow-list does not admit.
-  const issuer = await loadIssuer({ certPem: inter.certPem, keyPem: inter.keyPem, bundlePem: root.certPem });
-  const other = await issueLeaf(issuer, { spiffeId: serviceSpiffeId(TRUST_DOMAIN, 'default', 'intruder'), ttlMs: 3_600_000 });
-  await mkdir(join(dir, 'intruder'));
-  await writeFile(join(dir, 'intruder', 'cert.pem'), other.certPem);
-  await writeFile(join(dir, 'intruder', 'key.pem'), other.keyPem, { mode: 0o600 });
-  await chmod(join(dir, 'intruder', 'key.pem'), 0o600);
+/** Starts the mesh and waits for traffic; throws WEFT_E_DEMO when it does not flow. */
+async function bringUp(mesh: DemoMesh): Promise<'up'> {
+  await mesh.start();
+  const problem = await waitForTraffic(mesh, TRAFFIC_TIMEOUT_MS);
+  if (mesh.halted) throw new WeftError('WEFT_E_STOPPED', 'the demo is stopping');
+  if (problem !== null) throw new WeftError('WEFT_E_DEMO', `the demo mesh came up but traffic does not flow through it (${problem}); the logs are kept in ${mesh.file('logs')}`);
+  return 'up';
 }
 
-/** api: answers with the identity its sidecar vouched for. */
-function apiApp(): Server {
-  return createServer((req, res) => {
-    const xfcc = req.headers['x-forwarded-client-cert'];
-    const caller = typeof xfcc === 'string' ? (/URI=([^;,]+)/.exec(xfcc)?.[1] ?? null) : null;
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify({ service: 'api', path: req.url, caller, xfcc: xfcc ?? null })}\n`);
-  });
+/** SIGINT/SIGTERM, caught from the start so that a Ctrl-C while starting still stops what was started. */
+function stopSignal(): { received: Promise<void>; dispose: () => void } {
+  let onSignal = () => {};
+  const received = new Promise<void>((resolve) => (onSignal = resolve));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    received,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }
 
-/** web: calls api through its sidecar's local outbound port and wraps the answer. */
-function webApp(apiPort: number): Server {
-  return createServer((req, res) => {
-    const upstream = httpRequest({ host: '127.0.0.1', port: apiPort, path: '/from-web' }, (r) => {
-      let body = '';
-      r.setEncoding('utf8');
-      r.on('data', (c: string) => (body += c));
-      r.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(`${JSON.stringify({ service: 'web', api: JSON.parse(body) as unknown })}\n`);
-      });
-    });
-    upstream.on('error', (err) => {
-      res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`web could not reach api: ${err.message}\n`);
-    });
-    upstream.end();
-    req.resume();
-  });
+/** The TCP service's copy-paste command through web's outbound listener. */
+function tcpCommand(mesh: DemoMesh): string {
+  const port = mesh.ports.webToTcp;
+  if (mesh.tcp.redisCli) return `redis-cli -p ${port} ping`;
+  if (mesh.tcp.name === 'redis') return `node -e "const s=require('net').connect(${port},'127.0.0.1',()=>s.write('PING\\r\\n'));s.on('data',d=>{process.stdout.write(d);s.end()})"`;
+  return `node -e "const s=require('net').connect(${port},'127.0.0.1',()=>s.end('hi\\n'));s.pipe(process.stdout)"`;
 }
 
-function listen(server: Server, port: number): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new WeftError('WEFT_E_LISTEN', `demo app cannot listen on 127.0.0.1:${port}: ${err.code}; try weft demo --base-port 28000`)));
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
+/** One line of the demo's layout: service, what runs, its loopback address (aligned). */
+function row(service: string, what: string, port: number): string {
+  return `${service.padEnd(6)} ${what.padEnd(12)} 127.0.0.1:${port}`;
 }
 
-function startSidecar(args: string[], children: ChildProcess[]): Promise<void> {
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [main, 'sidecar', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'info' } });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    // The sidecar's log stays out of the demo's output; readiness is its "sidecar ready" line.
-    lines.on('line', (line) => {
-      if (line.includes('"sidecar ready"')) resolve();
-    });
-    child.once('exit', (code) => reject(new WeftError('WEFT_E_DEMO', `a demo sidecar exited (code ${code}): ${stderr.trim()}`)));
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
-
-function instructions(dir: string, p: ReturnType<typeof ports>): string {
-  const web = serviceSpiffeId(TRUST_DOMAIN, 'default', 'web');
+/** What to try, with the exact ports, files and `--server … --data …` flags of this run. */
+function instructions(mesh: DemoMesh): string {
+  const p = mesh.ports;
+  const flags = mesh.clientFlags;
+  const tcp = mesh.tcp.name;
+  const tcpApp = tcp === 'redis' ? 'redis-server' : 'echo app';
   return `
-weft demo mesh is up (trust domain ${TRUST_DOMAIN}; files in ${dir})
+weft demo mesh is up: a control plane, three services, their sidecars (trust domain ${DEMO_TRUST_DOMAIN})
 
-  web app  127.0.0.1:${p.webApp}  ← web sidecar (mTLS :${p.webInbound}, admin :${p.webAdmin}), outbound api → 127.0.0.1:${p.webToApi}
-  api app  127.0.0.1:${p.apiApp}  ← api sidecar (mTLS :${p.apiInbound}, admin :${p.apiAdmin}), allows only ${web}
+  control plane       ${mesh.serverUrl}  (in this process; data in ${mesh.data})
+  ${row('web', 'app', p.webApp)}  ← sidecar mTLS :${p.webInbound}, admin :${p.webAdmin}; calls api at 127.0.0.1:${p.webToApi}, ${tcp} at 127.0.0.1:${p.webToTcp}
+  ${row('api', 'app', p.apiApp)}  ← sidecar mTLS :${p.apiInbound}, admin :${p.apiAdmin}
+  ${row(tcp, tcpApp, p.tcpApp)}  ← sidecar mTLS :${p.tcpInbound}, admin :${p.tcpAdmin} (Service protocol: tcp)
+  The Mesh is permissive (plaintext callers are still served): ${mesh.file('mesh.yaml')}
+  Files and logs in ${mesh.dir} (removed when the demo stops)
 
 Try:
-  # web's app calls api through its local port; api sees web's SPIFFE ID in x-forwarded-client-cert
-  curl -s http://127.0.0.1:${p.webToApi}/hello
+  # web's app calls api through its sidecar; api sees web's SPIFFE ID (x-forwarded-client-cert)
   curl -s http://127.0.0.1:${p.webApp}/
-  # api's public port is strict mTLS: plaintext and certificate-less clients are refused
+  # ${tcp} through web's outbound listener, carried over mTLS to ${tcp}'s sidecar
+  ${tcpCommand(mesh)}
+  # the catalog: each sidecar registered its instance and reports its app's health
+  npx weft services ${flags}
+  # api is permissive: a plaintext caller gets through (api sees no identity: "caller":null)
   curl -s http://127.0.0.1:${p.apiInbound}/ ; echo "exit $?"
-  curl -sk https://127.0.0.1:${p.apiInbound}/ ; echo "exit $?"
-  # a certificate from the same CA, but a service api does not allow: 403
-  # (-k: curl cannot check SPIFFE IDs; the sidecars check each other's)
-  curl -sk --cert ${dir}/intruder/cert.pem --key ${dir}/intruder/key.pem https://127.0.0.1:${p.apiInbound}/ -i
-  # what each sidecar knows
+  # who still calls without mTLS: the plaintext caller shows up once api's sidecar reported (every 2 s)
+  npx weft migrate status ${flags}
+  # make api strict: a few seconds later the same plaintext call is refused, and web → api still works
+  npx weft apply -f ${mesh.file('api-strict.yaml')} ${flags}
+  curl -s http://127.0.0.1:${p.apiInbound}/ ; echo "exit $?"
+  curl -s http://127.0.0.1:${p.webApp}/
+  # deny web at api: web's call gets 403 with weft-error: WEFT_E_AUTHZ_DENIED; then undo it
+  npx weft apply -f ${mesh.file('deny-web.yaml')} ${flags}
+  curl -si http://127.0.0.1:${p.webApp}/
+  npx weft delete AuthorizationPolicy deny-web ${flags}
+  # what a sidecar knows: its certificate from the control plane, its counters
+  curl -s http://127.0.0.1:${p.apiAdmin}/certs
   curl -s http://127.0.0.1:${p.apiAdmin}/metrics | grep '^weft_requests_total'
-  curl -s http://127.0.0.1:${p.webAdmin}/certs
 
 Ctrl-C stops the mesh.
 `;
-}
-
-/** The checks behind `--check`: what the printed curl commands are meant to show. */
-async function runChecks(dir: string, p: ReturnType<typeof ports>): Promise<boolean> {
-  const { readFile } = await import('node:fs/promises');
-  const web = serviceSpiffeId(TRUST_DOMAIN, 'default', 'web');
-  const results: [string, boolean][] = [];
-  const through = await get({ port: p.webToApi, path: '/hello' });
-  results.push([`web → api over mTLS, api sees ${web}`, through.status === 200 && (JSON.parse(through.body) as { caller: string }).caller === web]);
-  const viaApp = await get({ port: p.webApp, path: '/' });
-  results.push(['web app → api through its sidecar', viaApp.status === 200 && viaApp.body.includes(web)]);
-  const plain = await get({ port: p.apiInbound, path: '/' });
-  results.push(['plaintext to api mTLS port refused', plain.status === 0]);
-  const noCert = await get({ port: p.apiInbound, path: '/', tls: {} });
-  results.push(['TLS without a client certificate refused', noCert.status === 0]);
-  const intruder = await get({
-    port: p.apiInbound,
-    path: '/',
-    tls: { cert: await readFile(join(dir, 'intruder', 'cert.pem'), 'utf8'), key: await readFile(join(dir, 'intruder', 'key.pem'), 'utf8') },
-  });
-  results.push(['caller off the allow-list gets 403', intruder.status === 403]);
-  for (const [name, ok] of results) process.stdout.write(`${ok ? 'ok  ' : 'FAIL'} ${name}\n`);
-  return results.every(([, ok]) => ok);
-}
-
-function get(opts: { port: number; path: string; tls?: { cert?: string; key?: string } }): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const options = { host: '127.0.0.1', port: opts.port, path: opts.path, timeout: 5000 };
-    const onResponse = (res: import('node:http').IncomingMessage) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    };
-    const req = opts.tls ? httpsRequest({ ...options, ...opts.tls, rejectUnauthorized: false }, onResponse) : httpRequest(options, onResponse);
-    req.on('error', () => resolve({ status: 0, body: '' }));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
 }

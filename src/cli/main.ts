@@ -9,7 +9,7 @@ import { isWeftError } from '../errors.js';
 
 const USAGE = `weft: a minimalist service mesh
 
-  weft demo                       run a local demo mesh (two services, two sidecars)
+  weft demo                       run a local demo mesh (a control plane, three services, their sidecars)
   weft ca init|intermediate|issue|inspect   PKI (docs/pki.md)
   weft sidecar [-c FILE] [flags]  the mTLS sidecar for one service (docs/sidecar.md)
   weft run [sidecar flags] -- CMD ARGS...   start a sidecar, then the app (docs/standalone.md)

@@ -31,6 +31,16 @@ export interface ServerTrust {
 
 const MAX_ANSWER = 4 * 1024 * 1024;
 
+/** Options of one call to the server. */
+interface CallOptions {
+  readonly body?: unknown;
+  readonly timeoutMs?: number;
+  readonly headers?: Record<string, string>;
+  readonly insecure?: boolean;
+  /** Aborting it ends the call at once (a long poll at shutdown), as a ServerUnreachable error. */
+  readonly signal?: AbortSignal;
+}
+
 /**
  * A JSON client for the control plane API. Verifies the server against the mesh's trust
  * bundle and its SPIFFE ID (never DNS names, so an IP address in the URL is fine), and
@@ -56,8 +66,8 @@ export class ServerClient {
     return this.#urls[this.#current]!.origin;
   }
 
-  /** Calls `method path` with an optional JSON body; `timeoutMs` bounds the whole call per URL. */
-  async call(method: string, path: string, options: { body?: unknown; timeoutMs?: number; headers?: Record<string, string>; insecure?: boolean } = {}): Promise<ServerAnswer> {
+  /** Calls `method path` with an optional JSON body; `timeoutMs` bounds the whole call per URL; `signal` ends it early (ServerUnreachable). */
+  async call(method: string, path: string, options: CallOptions = {}): Promise<ServerAnswer> {
     let lastError: Error | null = null;
     for (let i = 0; i < this.#urls.length; i++) {
       const index = (this.#current + i) % this.#urls.length;
@@ -83,7 +93,7 @@ export class ServerClient {
     this.#agent.destroy();
   }
 
-  #once(url: URL, method: string, path: string, options: { body?: unknown; timeoutMs?: number; headers?: Record<string, string>; insecure?: boolean }): Promise<ServerAnswer> {
+  #once(url: URL, method: string, path: string, options: CallOptions): Promise<ServerAnswer> {
     const body = options.body === undefined ? null : Buffer.from(JSON.stringify(options.body));
     const identity = this.#identity();
     const trust = this.#trust;
@@ -96,6 +106,7 @@ export class ServerClient {
           method,
           path,
           agent: options.insecure === true ? false : this.#agent,
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
           headers: { accept: 'application/json', ...(body ? { 'content-type': 'application/json', 'content-length': String(body.length) } : {}), ...options.headers },
           minVersion: 'TLSv1.2',
           ciphers: TLS_CIPHERS,

@@ -51,7 +51,7 @@ export class SnapshotFollower {
         // Until the server has answered once (at start, after losing it) the request does
         // not wait: the sidecar learns at once that it is connected and what it missed.
         const headers: Record<string, string> = this.#connected ? { 'if-none-match': `"${this.#hash}"` } : {};
-        const answer = await this.#client.call('GET', '/v1/snapshot', { headers, timeoutMs: POLL_TIMEOUT_MS });
+        const answer = await this.#client.call('GET', '/v1/snapshot', { headers, timeoutMs: POLL_TIMEOUT_MS, signal: this.#abort.signal });
         if (this.#abort.signal.aborted) return;
         if (answer.status === 304) continue;
         if (answer.status !== 200 || answer.json === null) throw new Error(`snapshot refused: ${refusalMessage(answer)}`);
@@ -61,6 +61,7 @@ export class SnapshotFollower {
         await this.#apply(snapshot);
         this.#hash = snapshot.hash;
       } catch (err) {
+        if (this.#abort.signal.aborted) return; // stop() ended the long poll
         const was = this.#connected;
         this.#connected = false;
         const delay = this.#backoff.next();
