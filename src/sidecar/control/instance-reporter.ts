@@ -62,11 +62,6 @@ export class InstanceReporter {
     this.#loops = Promise.all([this.#checkLoop(), this.#reportLoop()]);
   }
 
-  /** The registered instance id, once registered. */
-  get id(): string | null {
-    return this.#id;
-  }
-
   /** Stops, and deregisters the instance (best effort, within `timeoutMs`). */
   async stop(timeoutMs = 2000): Promise<void> {
     this.#abort.abort();
