@@ -7,6 +7,7 @@ import { StoreClosedError, StoreCompactedError, StoreConflictError, StoreInvalid
 import { retainNative } from './sqlite-retain.js';
 import { migrate } from './sqlite-schema.js';
 import type {
+  Coordination,
   ResourceInput,
   ResourceKey,
   Store,
@@ -118,7 +119,7 @@ export interface SqliteStoreOptions {
  * database; several replicas need the PostgreSQL store, which notifies across processes
  * (LISTEN/NOTIFY).
  */
-export class SqliteStore implements Store {
+export class SqliteStore implements Store, Coordination {
   readonly #db: Database.Database;
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #feeds = new Set<ChangeFeed>();
@@ -276,6 +277,34 @@ export class SqliteStore implements Store {
     this.#checkOpen();
     checkRevision(beforeRevision, 'beforeRevision');
     return this.#compact(beforeRevision) - 1;
+  }
+
+  // Coordination: one process, so it always leads; heartbeats live in memory (a restarted
+  // server has none, and the catalog ages instances from its start).
+  readonly #beats = new Map<string, number>();
+
+  async beat(key: string): Promise<void> {
+    this.#checkOpen();
+    this.#beats.set(key, performance.now());
+  }
+
+  async beats(): Promise<Map<string, number>> {
+    this.#checkOpen();
+    const now = performance.now();
+    return new Map([...this.#beats].map(([k, at]) => [k, now - at]));
+  }
+
+  async forget(key: string): Promise<void> {
+    this.#beats.delete(key);
+  }
+
+  async lead(_role: string): Promise<boolean> {
+    this.#checkOpen();
+    return true;
+  }
+
+  async ping(_timeoutMs: number): Promise<boolean> {
+    return !this.#closed;
   }
 
   async close(): Promise<void> {

@@ -135,3 +135,33 @@ export interface Store {
   /** Ends every watch (with a `StoreClosedError` event) and releases the database. Idempotent. */
   close(): Promise<void>;
 }
+
+/**
+ * What replicas of `weft server` share besides resources: heartbeats (state that changes
+ * too often for the revision history: every instance reports every few seconds) and
+ * leadership (work that must happen once: expiring instances, compaction). Stores
+ * implement it next to `Store`. `SqliteStore` serves one process: it always leads and
+ * keeps heartbeats in memory. `PostgresStore` shares both between replicas.
+ */
+export interface Coordination {
+  /** Records a heartbeat of `key` now (by the store's clock, so replicas' clocks do not matter). */
+  beat(key: string): Promise<void>;
+
+  /** For every key with a heartbeat: milliseconds since its last one (by the store's clock). */
+  beats(): Promise<Map<string, number>>;
+
+  /** Forgets `key`'s heartbeat. */
+  forget(key: string): Promise<void>;
+
+  /**
+   * Whether this process leads `role` now: takes the role when nobody holds it, keeps it
+   * while this process lives and its store connection does. Call it before each piece of
+   * leader-only work; a false answer means another replica does the work. A replica that
+   * dies or loses its connection loses the role within seconds, and another one that
+   * calls `lead` then takes it.
+   */
+  lead(role: string): Promise<boolean>;
+
+  /** Whether the store answers now (a round trip, at most `timeoutMs`). */
+  ping(timeoutMs: number): Promise<boolean>;
+}
