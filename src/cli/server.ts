@@ -5,6 +5,11 @@ import { WeftError } from '../errors.js';
 import { createLogger } from '../obs/log.js';
 import { validateTrustDomain } from '../pki/spiffe.js';
 import { durationFlag, parseFlags, usageError } from './args.js';
+import { readCaSecret } from '../control/shared-secrets.js';
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
 
 const USAGE = `Usage: weft server --data DIR [flags]
 
@@ -18,6 +23,13 @@ const USAGE = `Usage: weft server --data DIR [flags]
   --instance-ttl DURATION   an instance whose sidecar stops reporting is critical after this (default 15s)
   --instance-deregister DURATION   ... and is removed from the catalog after this (default 10m)
   --migration-window DURATION   \`weft migrate status\` counts callers over this window (default 10m, 1s to 7d)
+
+Several replicas (docs/high-availability.md):
+  --store URL            postgres://USER:PASSWORD@HOST:PORT/DB, shared by the replicas     WEFT_STORE
+                         (default: SQLite in --data, one server)
+  --ca-key-file FILE     the secret the CA key is encrypted with in the store, the same    WEFT_CA_KEY
+                         on every replica (\`openssl rand -base64 32\`)
+  --replica-id NAME      this replica's name in logs, /ready and metrics (default HOST-PID)
 
 The admin token for operator calls is in DATA/admin-token (created at first start).
 See docs/control-plane.md.`;
@@ -35,6 +47,9 @@ export async function serverCommand(argv: string[]): Promise<number> {
     'instance-ttl': { type: 'string', default: '15s' },
     'instance-deregister': { type: 'string', default: '10m' },
     'migration-window': { type: 'string', default: '10m' },
+    store: { type: 'string' },
+    'ca-key-file': { type: 'string' },
+    'replica-id': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   });
   if (values.help) {
@@ -56,6 +71,9 @@ export async function serverCommand(argv: string[]): Promise<number> {
   if (migrationWindowMs < 1000 || migrationWindowMs > 7 * 86_400_000) throw usageError('server', '--migration-window must be between 1s and 7d');
   const trustDomain = values['trust-domain'];
   validateTrustDomain(trustDomain);
+  const storeUrl = values.store ?? nonEmpty(process.env['WEFT_STORE']);
+  if (storeUrl !== undefined && !/^postgres(ql)?:\/\//.test(storeUrl)) throw usageError('server', `--store must be a postgres:// URL (or absent for SQLite in --data), not ${storeUrl.replace(/\/\/[^@/]*@/, '//…@')}`);
+  const caKeySecret = storeUrl !== undefined ? await readCaSecret(values['ca-key-file'], process.env['WEFT_CA_KEY']) : undefined;
   const log = createLogger('server');
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
@@ -78,6 +96,8 @@ export async function serverCommand(argv: string[]): Promise<number> {
       instanceTtlMs,
       instanceDeregisterMs,
       migrationWindowMs,
+      ...(storeUrl !== undefined ? { storeUrl, caKeySecret: caKeySecret! } : {}),
+      ...(values['replica-id'] !== undefined ? { replicaId: values['replica-id'] } : {}),
       log,
     });
   } catch (err) {

@@ -7,6 +7,7 @@ import { bundlePins } from '../pki/pin.js';
 import { parseServiceSpiffeId, serviceSpiffeId } from '../pki/spiffe.js';
 import { registrationProblem, type Catalog } from './catalog.js';
 import type { SnapshotFeed } from './snapshot.js';
+import type { ReplicaState } from './replica.js';
 import { parseCallers, serviceModes, type MigrationTracker } from './migration.js';
 import { parseDuration } from '../duration.js';
 import { nameProblem } from '../config/names.js';
@@ -39,6 +40,8 @@ export interface ApiDeps {
   readonly store: Store;
   readonly catalog: Catalog;
   readonly snapshots: SnapshotFeed;
+  /** Readiness, leadership and metrics of this replica. */
+  readonly replica: ReplicaState;
   /** Callers per service from the sidecars' reports (the migration view). */
   readonly migration: MigrationTracker;
   readonly log: Logger;
@@ -70,6 +73,8 @@ const SNAPSHOT_POLL_MS = 30_000;
  *
  * | route | who | what |
  * |---|---|---|
+ * | `GET /ready` | anyone | 200 or 503 `{ready, replica, store, leader, reason}` |
+ * | `GET /metrics` | anyone | the replica's Prometheus metrics |
  * | `GET /v1/ca/bundle` | anyone | the trust bundle (PEM) |
  * | `GET /v1/ca` | anyone | `{trustDomain, bundle, serverSpiffeId}` (what an enrolling sidecar checks against its token's pin) |
  * | `POST /v1/enroll` `{token, csr}` | a join token | signs the CSR for the token's service |
@@ -87,7 +92,8 @@ const SNAPSHOT_POLL_MS = 30_000;
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     route(deps, req, res).catch((err: unknown) => {
-      const e = apiError(err);
+      // A replica that lost its store fails calls it cannot serve with 503: try another one.
+      const e = !deps.replica.ready && !(err instanceof ApiError) ? notReady(deps) : apiError(err);
       if (e.status >= 500) deps.log.error({ err, method: req.method, path: req.url }, 'API request failed');
       send(res, e.status, { error: { code: e.code, message: e.message, ...(e.problems ? { problems: e.problems } : {}) } }, e.headers);
     });
@@ -109,6 +115,16 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
   const path = (req.url ?? '/').split('?')[0];
   const remote = req.socket.remoteAddress;
   const is = (method: string, p: string) => req.method === method && path === p;
+  if (is('GET', '/ready')) {
+    const status = deps.replica.status();
+    send(res, status.ready ? 200 : 503, status);
+    return;
+  }
+  if (is('GET', '/metrics')) {
+    res.writeHead(200, { 'content-type': deps.replica.registry.contentType }).end(await deps.replica.registry.metrics());
+    return;
+  }
+  if (!deps.replica.ready && path !== '/v1/ca/bundle' && path !== '/v1/ca') throw notReady(deps);
   if (is('GET', '/v1/ca/bundle')) {
     res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(deps.bundlePem());
     return;
@@ -182,7 +198,10 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
         return;
       }
       const left = deadline - Date.now();
-      if (left <= 0 || !(await deps.snapshots.wait(seen, left)) || req.socket.destroyed) {
+      deps.replica.following(1);
+      const moved = await deps.snapshots.wait(seen, left).finally(() => deps.replica.following(-1));
+      if (!deps.replica.ready) throw notReady(deps);
+      if (left <= 0 || !moved || req.socket.destroyed) {
         if (!req.socket.destroyed) res.writeHead(304, { etag: `"${snapshot.hash}"` }).end();
         return;
       }
@@ -307,7 +326,6 @@ async function catalogRoute(deps: ApiDeps, req: IncomingMessage, res: ServerResp
     const ok = await deps.catalog.report(namespace, m[1]!, service, body['healthy'], typeof body['reason'] === 'string' ? body['reason'].slice(0, 200) : null);
     if (!ok) throw new ApiError(404, 'WEFT_E_NOT_FOUND', `instance ${m[1]!} of ${service} is not registered; register again`);
     deps.migration.record(namespace, service, callers);
-    await deps.snapshots.recheck();
     send(res, 200, { ok: true });
     return;
   }
@@ -344,6 +362,10 @@ async function migrationRoute(deps: ApiDeps, req: IncomingMessage, res: ServerRe
     );
   }
   send(res, 200, deps.migration.status(chosen));
+}
+
+function notReady(deps: ApiDeps): ApiError {
+  return new ApiError(503, 'WEFT_E_NOT_READY', `this server replica (${deps.replica.status().replica}) cannot reach its store; use another replica`, { 'retry-after': '1' });
 }
 
 /** Compare-and-set from the request's conditional headers. */

@@ -1,21 +1,22 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { WeftError } from '../errors.js';
-import type { JsonValue, Store, StoredResource } from './store/store.js';
+import type { Coordination, JsonValue, Store, StoredResource } from './store/store.js';
+import { StoreConflictError } from './store/errors.js';
 
 /**
  * The catalog: which instances of which service exist, and which are healthy. A sidecar
  * registers its instance (the address and mTLS port callers reach it on, and metadata such
- * as `version`); the registration is an `Instance` resource in the store, so it survives a
- * server restart. Liveness is the sidecar's reports: each carries the app's health, and an
- * instance whose sidecar stops reporting for `ttlMs` counts as critical. The time of the
- * last report lives in memory (a report every few seconds would otherwise be a store
- * revision every few seconds per instance); the app's health is written to the store only
- * when it changes. A new registration is `unknown` until its first report. After a server
- * restart an instance keeps its stored health, aging from the server's start: sidecars
- * that report within the TTL never leave their callers' endpoint sets (a restart of the
- * control plane must not empty the mesh). One that reports nothing for
- * `deregisterAfterMs` is removed (`sweep`), so addresses that went away do not stay.
+ * as `version`) as an `Instance` resource in the store, so it survives a server restart and
+ * every replica sees it. The instance's health is in the resource too (`healthy`, `reason`),
+ * written only when it changes: a change is a store revision, which every replica's
+ * snapshot feed hears of. Liveness is the sidecar's reports, kept as heartbeats
+ * (`Coordination.beat`, outside the revision history: a report every few seconds per
+ * instance would otherwise be a revision each). A new registration is `unknown` until its
+ * first report. The leader's `sweep` marks critical the instances silent for `ttlMs`, and
+ * removes those silent for `deregisterAfterMs`, so addresses that went away do not stay.
+ * A server with no heartbeat of an instance (a restarted single server) counts its silence
+ * from its own start, so a control plane restart never empties the mesh.
  */
 
 const KIND = 'Instance';
@@ -39,27 +40,29 @@ export interface CatalogInstance extends InstanceRegistration {
   readonly health: Health;
   /** Why it is critical (the app's check, or the missing reports). */
   readonly reason: string | null;
-  /** Milliseconds since its sidecar last reported, or null if it has not since the server started. */
+  /** Milliseconds since its sidecar last reported, or null when no report is known. */
   readonly lastReportMsAgo: number | null;
 }
 
-interface Liveness {
-  /** The last report, or the registration (or the server's start) before any report. */
-  at: number;
+/** The spec of an Instance resource. */
+interface InstanceSpec {
+  service: string;
+  address: string;
+  port: number;
+  metadata: Record<string, string>;
   /** null: no report yet. */
   healthy: boolean | null;
-  reason: string | null;
+  reason?: string | null;
 }
 
 export class Catalog {
-  readonly #store: Store;
+  readonly #store: Store & Coordination;
   readonly #ttlMs: number;
   readonly #deregisterAfterMs: number;
   readonly #now: () => number;
   readonly #started: number;
-  readonly #liveness = new Map<string, Liveness>();
 
-  constructor(store: Store, options: { ttlMs: number; deregisterAfterMs: number; now?: () => number }) {
+  constructor(store: Store & Coordination, options: { ttlMs: number; deregisterAfterMs: number; now?: () => number }) {
     this.#store = store;
     this.#ttlMs = options.ttlMs;
     this.#deregisterAfterMs = options.deregisterAfterMs;
@@ -70,15 +73,18 @@ export class Catalog {
   /** Registers (or updates) an instance; its id is stable for the same service, address and port. */
   async register(reg: InstanceRegistration): Promise<string> {
     const id = instanceId(reg);
-    if ((await this.#store.get(KIND, reg.namespace, id)) === undefined) {
+    const existing = await this.#store.get(KIND, reg.namespace, id);
+    if (existing === undefined) {
       const count = (await this.#store.list(KIND, reg.namespace)).filter((r) => (r.spec as { service?: string }).service === reg.service).length;
       if (count >= MAX_INSTANCES_PER_SERVICE) {
         throw new WeftError('WEFT_E_TOO_MANY_INSTANCES', `${reg.namespace}/${reg.service} already has ${count} instances (the most one service may register); deregister stale ones or wait for them to expire`);
       }
     }
-    const spec: Record<string, JsonValue> = { service: reg.service, address: reg.address, port: reg.port, metadata: { ...reg.metadata }, healthy: null };
-    await this.#store.put({ kind: KIND, namespace: reg.namespace, name: id, spec });
-    this.#liveness.set(key(reg.namespace, id), { at: this.#now(), healthy: null, reason: null });
+    // A sidecar registering again (its restart) keeps the health it had until its first report.
+    const before = existing?.spec as unknown as InstanceSpec | undefined;
+    const spec: InstanceSpec = { service: reg.service, address: reg.address, port: reg.port, metadata: { ...reg.metadata }, healthy: before?.healthy ?? null, reason: before?.reason ?? null };
+    await this.#store.put({ kind: KIND, namespace: reg.namespace, name: id, spec: spec as unknown as JsonValue });
+    await this.#store.beat(key(reg.namespace, id));
     return id;
   }
 
@@ -89,44 +95,49 @@ export class Catalog {
   async report(namespace: string, id: string, service: string, healthy: boolean, reason: string | null): Promise<boolean> {
     const stored = await this.#store.get(KIND, namespace, id);
     if (stored === undefined || (stored.spec as { service?: string }).service !== service) return false;
-    this.#liveness.set(key(namespace, id), { at: this.#now(), healthy, reason: healthy ? null : reason });
-    if ((stored.spec as { healthy?: boolean | null }).healthy !== healthy) {
-      // Health changes are rare: keep them, so a restarted server starts from them.
-      await this.#store.put({ kind: KIND, namespace, name: id, spec: { ...(stored.spec as Record<string, JsonValue>), healthy } }).catch(() => {});
+    await this.#store.beat(key(namespace, id));
+    const spec = stored.spec as unknown as InstanceSpec;
+    const why = healthy ? null : (reason ?? 'the app failed its health check');
+    if (spec.healthy !== healthy || (spec.reason ?? null) !== why) {
+      await this.#write(namespace, id, { ...spec, healthy, reason: why }, stored.revision);
     }
     return true;
   }
 
   /** Removes an instance (its sidecar shuts down). */
   async deregister(namespace: string, id: string, service: string): Promise<boolean> {
-    if (!(await this.#owns(namespace, id, service))) return false;
-    this.#liveness.delete(key(namespace, id));
+    const stored = await this.#store.get(KIND, namespace, id);
+    if (stored === undefined || (stored.spec as { service?: string }).service !== service) return false;
+    await this.#store.forget(key(namespace, id));
     return this.#store.delete(KIND, namespace, id);
   }
 
-  /** Whether instance `id` is registered, and registered for `service` (its caller's). */
-  async #owns(namespace: string, id: string, service: string): Promise<boolean> {
-    const stored = await this.#store.get(KIND, namespace, id);
-    return stored !== undefined && (stored.spec as { service?: string }).service === service;
-  }
-
-  /** Removes the instances that have reported nothing for `deregisterAfterMs`; returns their ids. */
+  /**
+   * Leader work, about once a second: instances silent for the TTL become critical, those
+   * silent for the deregistration time are removed. Returns the ids removed.
+   */
   async sweep(): Promise<string[]> {
-    const now = this.#now();
+    const beats = await this.#store.beats();
+    const sinceStart = this.#now() - this.#started;
     const removed: string[] = [];
     for (const r of await this.#store.list(KIND)) {
-      const since = this.#liveness.get(key(r.namespace, r.name))?.at ?? this.#started;
-      if (now - since <= this.#deregisterAfterMs) continue;
-      this.#liveness.delete(key(r.namespace, r.name));
-      if (await this.#store.delete(KIND, r.namespace, r.name)) removed.push(`${r.namespace}/${r.name}`);
+      const k = key(r.namespace, r.name);
+      const silent = beats.get(k) ?? sinceStart;
+      const spec = r.spec as unknown as InstanceSpec;
+      if (silent > this.#deregisterAfterMs) {
+        await this.#store.forget(k);
+        if (await this.#store.delete(KIND, r.namespace, r.name, { expectedRevision: r.revision }).catch(ignoreConflict)) removed.push(k);
+      } else if (silent > this.#ttlMs && spec.healthy !== false) {
+        await this.#write(r.namespace, r.name, { ...spec, healthy: false, reason: `no report from its sidecar for ${Math.round(silent / 1000)}s` }, r.revision);
+      }
     }
     return removed;
   }
 
   /** Every instance (of one namespace when given), with its health now. */
   async instances(namespace?: string): Promise<CatalogInstance[]> {
-    const now = this.#now();
-    return (await this.#store.list(KIND, namespace)).map((r) => this.#view(r, now));
+    const [list, beats] = await Promise.all([this.#store.list(KIND, namespace), this.#store.beats()]);
+    return list.map((r) => view(r, beats.get(key(r.namespace, r.name))));
   }
 
   /** Instances grouped by service (sorted by namespace/service, then address:port), with the count passing. */
@@ -144,33 +155,31 @@ export class Catalog {
     return list;
   }
 
-  #view(r: StoredResource, now: number): CatalogInstance {
-    const spec = r.spec as { service: string; address: string; port: number; metadata: Record<string, string>; healthy?: boolean | null };
-    // Not heard of since this server started: the stored health, aging from the start.
-    const live = this.#liveness.get(key(r.namespace, r.name)) ?? (typeof spec.healthy === 'boolean' ? { at: this.#started, healthy: spec.healthy, reason: null } : undefined);
-    const age = live === undefined || live.healthy === null ? null : now - live.at;
-    let health: Health;
-    let reason: string | null = null;
-    if (live === undefined || live.healthy === null) health = 'unknown';
-    else if (age! > this.#ttlMs) {
-      health = 'critical';
-      reason = `no report from its sidecar for ${Math.round(age! / 1000)}s`;
-    } else if (!live.healthy) {
-      health = 'critical';
-      reason = live.reason ?? 'the app failed its health check';
-    } else health = 'passing';
-    return {
-      id: r.name,
-      service: spec.service,
-      namespace: r.namespace,
-      address: spec.address,
-      port: spec.port,
-      metadata: spec.metadata,
-      health,
-      reason,
-      lastReportMsAgo: age === null ? null : Math.round(age),
-    };
+  /** Writes a health change unless the instance changed meanwhile (another report or replica wrote first: that one stands). */
+  async #write(namespace: string, id: string, spec: InstanceSpec, revision: number): Promise<void> {
+    await this.#store.put({ kind: KIND, namespace, name: id, spec: spec as unknown as JsonValue }, { expectedRevision: revision }).catch(ignoreConflict);
   }
+}
+
+function view(r: StoredResource, lastBeatMsAgo: number | undefined): CatalogInstance {
+  const spec = r.spec as unknown as InstanceSpec;
+  const health: Health = spec.healthy === true ? 'passing' : spec.healthy === false ? 'critical' : 'unknown';
+  return {
+    id: r.name,
+    service: spec.service,
+    namespace: r.namespace,
+    address: spec.address,
+    port: spec.port,
+    metadata: spec.metadata,
+    health,
+    reason: health === 'critical' ? (spec.reason ?? 'the app failed its health check') : null,
+    lastReportMsAgo: lastBeatMsAgo === undefined ? null : Math.round(lastBeatMsAgo),
+  };
+}
+
+function ignoreConflict(err: unknown): false {
+  if (err instanceof StoreConflictError) return false;
+  throw err;
 }
 
 /** A registration from untrusted JSON, or the problem with it. */

@@ -21,7 +21,9 @@ import { CsrSigner } from './signer.js';
 import { Catalog } from './catalog.js';
 import { SnapshotFeed } from './snapshot.js';
 import { DEFAULT_WINDOW_MS, MigrationTracker } from './migration.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStore, type ServerStore } from './store/open.js';
+import { ReplicaState } from './replica.js';
+import { loadOrCreateSharedCa, sharedAdminTokenHash } from './shared-secrets.js';
 import { JoinTokens, TOKEN_NAMESPACE } from './tokens.js';
 
 export interface ServerOptions {
@@ -43,6 +45,12 @@ export interface ServerOptions {
   readonly instanceDeregisterMs: number;
   /** The migration view counts callers over this window (default 10 minutes; in memory: a restart starts a new one). */
   readonly migrationWindowMs?: number;
+  /** A PostgreSQL URL: the store shared with other replicas (default: SQLite in dataDir). */
+  readonly storeUrl?: string;
+  /** With a shared store: the secret the CA key is encrypted with (the same on every replica). */
+  readonly caKeySecret?: string;
+  /** This replica's name in logs, /ready and metrics (default: host name and process id). */
+  readonly replicaId?: string;
   readonly log: Logger;
 }
 
@@ -64,17 +72,12 @@ export interface RunningServer {
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { dataDir, log } = options;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const issuer = await loadOrCreateCa(options);
-  const trustDomain = issuer.trustDomain ?? options.trustDomain;
-  const adminToken = await loadOrCreateAdminToken(join(dataDir, 'admin-token'));
-  const spiffeId = serviceSpiffeId(trustDomain, TOKEN_NAMESPACE, 'weft-server');
-  const identity = new SelfIssuingSource({ issuer, spiffeId, ttlMs: options.leafTtlMs, log, hostNames: hostNames(options.serverNames) });
   // Everything opened from here on is closed again if the start fails.
-  const opened: { store?: SqliteStore; audit?: AuditLog; https?: Server; sweeper?: NodeJS.Timeout; snapshots?: SnapshotFeed } = {};
+  const opened: { store?: ServerStore; audit?: AuditLog; https?: Server; ticker?: NodeJS.Timeout; snapshots?: SnapshotFeed; identity?: SelfIssuingSource } = {};
   const closeAll = async () => {
-    identity.stop();
+    opened.identity?.stop();
     opened.snapshots?.stop();
-    if (opened.sweeper !== undefined) clearInterval(opened.sweeper);
+    if (opened.ticker !== undefined) clearInterval(opened.ticker);
     if (opened.https !== undefined) {
       const https = opened.https;
       await new Promise<void>((resolve) => {
@@ -86,8 +89,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     opened.audit?.close();
   };
   try {
+    const store = (opened.store = await openStore({ dataDir, ...(options.storeUrl !== undefined ? { url: options.storeUrl } : {}) }));
+    const shared = store.kind === 'postgres';
+    if (shared && options.caKeySecret === undefined) throw new WeftError('WEFT_E_CA_KEY', 'a shared store needs the CA key secret (--ca-key-file or WEFT_CA_KEY)');
+    const issuer = shared
+      ? await loadOrCreateSharedCa(store, { secret: options.caKeySecret!, ...(options.caDir !== undefined ? { caDir: options.caDir } : {}), dataDir, trustDomain: options.trustDomain, log })
+      : await loadOrCreateCa(options);
+    const trustDomain = issuer.trustDomain ?? options.trustDomain;
+    const adminTokenSha256 = shared
+      ? await sharedAdminTokenHash(store, { file: join(dataDir, 'admin-token'), log })
+      : createHash('sha256').update(await loadOrCreateAdminToken(join(dataDir, 'admin-token'))).digest();
+    const spiffeId = serviceSpiffeId(trustDomain, TOKEN_NAMESPACE, 'weft-server');
+    const identity = (opened.identity = new SelfIssuingSource({ issuer, spiffeId, ttlMs: options.leafTtlMs, log, hostNames: hostNames(options.serverNames) }));
+    const replica = new ReplicaState({ replica: options.replicaId ?? `${hostname()}-${process.pid}`, store: store.kind });
     const audit = (opened.audit = new AuditLog(join(dataDir, 'audit.log')));
-    const store = (opened.store = SqliteStore.open({ dataDir }));
     await identity.start();
     const catalog = new Catalog(store, { ttlMs: options.instanceTtlMs, deregisterAfterMs: options.instanceDeregisterMs });
     const snapshots = (opened.snapshots = new SnapshotFeed({ store, catalog, trustDomain, bundlePem: () => joinPem(issuer.bundlePems) }));
@@ -105,41 +120,68 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       tokens: new JoinTokens(store),
       audit,
       bundlePem: () => joinPem(issuer.bundlePems),
-      adminTokenSha256: createHash('sha256').update(adminToken).digest(),
+      adminTokenSha256,
       serverSpiffeId: spiffeId,
       reportIntervalMs: Math.max(500, Math.floor(options.instanceTtlMs / 3)),
       store,
       catalog,
       snapshots,
       migration,
+      replica,
       log,
     });
     // Client certificates are optional (enrollment has none yet) and checked per route.
     const https = (opened.https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler));
     identity.subscribe((bundle) => https.setSecureContext(tlsOptions(bundle)));
-    // Once per TTL: drop instances silent past the deregistration time, and notice
-    // instances whose silence made them critical (snapshot followers must hear of it).
-    let sweeps = 0;
-    const sweep = async () => {
-      const removed = await catalog.sweep();
-      if (removed.length > 0) log.info({ removed }, 'instances removed after reporting nothing');
-      await snapshots.recheck();
-      migration.prune();
-      // About once a minute: drop change history older than the last HISTORY_KEPT revisions
-      // (watchers here follow live; one that fell further behind re-lists).
-      if (++sweeps % 60 === 0) {
-        const revision = await store.revision();
-        if (revision > HISTORY_KEPT) await store.compact(revision - HISTORY_KEPT);
-      }
-    };
-    opened.sweeper = setInterval(() => sweep().catch((err: unknown) => log.error({ err }, 'catalog sweep failed')), Math.min(1000, options.instanceTtlMs)).unref();
+    opened.ticker = startTicker({ store, catalog, snapshots, migration, replica, log, intervalMs: Math.min(1000, options.instanceTtlMs) });
     const address = await listen(https, options.listen);
-    log.info({ listen: formatHostPort(address), trustDomain, spiffeId, data: dataDir }, 'server ready');
+    log.info({ listen: formatHostPort(address), trustDomain, spiffeId, data: dataDir, store: store.kind, replica: replica.status().replica }, 'server ready');
     return { address, trustDomain, spiffeId, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * Once a second: is the store there (readiness: a replica cut off answers 503 and ends its
+ * long polls, so its sidecars move to another replica), does this replica lead, and if it
+ * does, the once-only work: expiring silent instances, and about once a minute compacting
+ * the change history to the last HISTORY_KEPT revisions.
+ */
+function startTicker(deps: { store: ServerStore; catalog: Catalog; snapshots: SnapshotFeed; migration: MigrationTracker; replica: ReplicaState; log: Logger; intervalMs: number }): NodeJS.Timeout {
+  const { store, replica, log } = deps;
+  let ticks = 0;
+  let running = false;
+  const tick = async () => {
+    const ok = await store.ping(Math.max(500, deps.intervalMs - 100)).catch(() => false);
+    if (replica.setReady(ok, ok ? null : 'the store does not answer')) {
+      if (ok) log.info('the store answers again: ready');
+      else log.error('the store does not answer: not ready (sidecars move to another replica)');
+      if (!ok) deps.snapshots.wakeAll();
+    }
+    if (!ok) {
+      replica.setLeader(false);
+      return;
+    }
+    const leads = await store.lead('weft-server');
+    if (replica.setLeader(leads)) log.info({ leader: leads }, leads ? 'this replica leads' : 'this replica no longer leads');
+    deps.migration.prune();
+    if (!leads) return;
+    const removed = await deps.catalog.sweep();
+    if (removed.length > 0) log.info({ removed }, 'instances removed after reporting nothing');
+    if (++ticks % 60 === 0) {
+      const revision = await store.revision();
+      if (revision > HISTORY_KEPT) await store.compact(revision - HISTORY_KEPT);
+    }
+  };
+  return setInterval(() => {
+    if (running) return; // a slow store: never two ticks at once
+    running = true;
+    tick()
+      .catch((err: unknown) => log.error({ err }, 'server tick failed'))
+      .finally(() => (running = false));
+  }, deps.intervalMs).unref();
 }
 
 async function loadOrCreateCa(options: ServerOptions): Promise<Issuer> {

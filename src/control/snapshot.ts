@@ -46,8 +46,9 @@ export interface SnapshotService {
 
 /**
  * The version of "everything a snapshot is built from": it moves on every store change
- * (resources, registrations) and whenever the set of passing instances changes (a report,
- * or silence past the TTL, noticed by `recheck`). Waiters are woken when it moves.
+ * (resources, registrations, instance health: the catalog stores health changes, so a
+ * change made through any replica reaches every replica's feed). Waiters are woken when
+ * it moves.
  */
 export class SnapshotFeed {
   readonly #store: Store;
@@ -55,7 +56,6 @@ export class SnapshotFeed {
   readonly #trustDomain: string;
   readonly #bundlePem: () => string;
   #version = 1;
-  #passing = '';
   #waiters = new Set<() => void>();
   #dispose: (() => void) | null = null;
 
@@ -67,10 +67,16 @@ export class SnapshotFeed {
   }
 
   async start(): Promise<void> {
-    this.#passing = await this.#passingSet();
     this.#dispose = await this.#store.watch(await this.#store.revision(), (event) => {
       if (event.type !== 'error') this.#bump();
     });
+  }
+
+  /** Wakes every waiting long poll without a change (they look at the replica's readiness again). */
+  wakeAll(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
   }
 
   stop(): void {
@@ -81,14 +87,6 @@ export class SnapshotFeed {
 
   get version(): number {
     return this.#version;
-  }
-
-  /** Looks at the catalog's health again (after a report, and periodically for the TTL). */
-  async recheck(): Promise<void> {
-    const passing = await this.#passingSet();
-    if (passing === this.#passing) return;
-    this.#passing = passing;
-    this.#bump();
   }
 
   /** Resolves when the version passes `after`, or after `timeoutMs` (then with false). */
@@ -147,14 +145,6 @@ export class SnapshotFeed {
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const wake of waiters) wake();
-  }
-
-  async #passingSet(): Promise<string> {
-    return (await this.#catalog.instances())
-      .filter((i) => i.health === 'passing')
-      .map((i) => `${i.namespace}/${i.id}`)
-      .sort()
-      .join(',');
   }
 }
 

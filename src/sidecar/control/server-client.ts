@@ -73,6 +73,10 @@ export class ServerClient {
       const index = (this.#current + i) % this.#urls.length;
       try {
         const answer = await this.#once(this.#urls[index]!, method, path, options);
+        if (answer.status === 503) {
+          // A replica that cannot reach its store: another one may.
+          throw new ServerUnreachable(`${this.#urls[index]!.origin}: ${refusalMessage(answer)}`);
+        }
         this.#current = index;
         return answer;
       } catch (err) {

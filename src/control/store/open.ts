@@ -1,0 +1,17 @@
+import type { Coordination, Store } from './store.js';
+import { SqliteStore } from './sqlite-store.js';
+
+/** A store with its coordination, and what kind it is. */
+export type ServerStore = Store & Coordination & { readonly kind: 'sqlite' | 'postgres' };
+
+/**
+ * Opens the server's store: PostgreSQL when `url` is given (`postgres://…`, shared by
+ * replicas), else SQLite in `dataDir` (one server).
+ */
+export async function openStore(options: { dataDir: string; url?: string }): Promise<ServerStore> {
+  if (options.url !== undefined) {
+    // TODO(pgstore merge): PostgresStore.open({ url })
+    throw new Error(`postgres store not available yet: ${options.url}`);
+  }
+  return Object.assign(SqliteStore.open({ dataDir: options.dataDir }), { kind: 'sqlite' as const });
+}
