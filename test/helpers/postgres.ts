@@ -1,8 +1,9 @@
 /**
  * A private PostgreSQL server for tests, from the binaries of Debian's `postgresql`
  * package (scripts/install-deps.sh): `initdb` into a temp directory, trust authentication
- * (local connections and 127.0.0.1, ::1, 198.18.0.0/15: test hosts only), no fsync. The
- * server is a child process stopped by its PID after the test; its directory is removed.
+ * (local connections and 127.0.0.1, ::1, 198.18.0.0/15: test hosts only), fsync off (a
+ * killed server loses nothing; only an OS crash would). The server is a child process
+ * stopped by its PID after the test; its directory is removed.
  *
  *   if (!(await requirePostgres(t))) return;
  *   const pg = await startPostgres(t);
@@ -197,7 +198,6 @@ export async function startPostgres(hook: AfterHook, options: PostgresOptions = 
     '-p', String(port),
     '-c', `listen_addresses=${options.listen ?? ''}`,
     '-c', 'fsync=off',
-    '-c', 'synchronous_commit=off',
     '-c', 'full_page_writes=off',
     '-c', 'max_connections=300',
     '-c', 'shared_buffers=32MB',
