@@ -1,5 +1,5 @@
 /**
- * The `Store` contract suite. Every implementation registers it once:
+ * The `Store` and `Coordination` contract suite. Every implementation registers it once:
  *
  *   runStoreContract('SqliteStore', async () => ({ open: ..., cleanup: ... }));
  *
@@ -17,6 +17,7 @@ import {
   StoreWatchError,
 } from '../../src/control/store/errors.js';
 import type {
+  Coordination,
   JsonValue,
   ResourceInput,
   Store,
@@ -27,7 +28,7 @@ import type {
 
 /** Backing storage for one test: `open` (re)opens a store on it; `cleanup` removes it. */
 export interface StoreHarness {
-  open(): Promise<Store>;
+  open(): Promise<Store & Coordination>;
   cleanup(): Promise<void>;
 }
 
@@ -117,7 +118,7 @@ async function rejectsWith(promise: Promise<unknown>, code: string, message?: Re
 /** Registers the contract tests for one Store implementation. */
 export function runStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
   /** A test with a fresh harness and an open store; everything is closed and removed after. */
-  function storeTest(title: string, fn: (store: Store, harness: StoreHarness) => Promise<void>): void {
+  function storeTest(title: string, fn: (store: Store & Coordination, harness: StoreHarness) => Promise<void>): void {
     test(`${name}: ${title}`, async (t) => {
       const harness = await makeHarness();
       const opened: Store[] = [];
@@ -699,5 +700,40 @@ export function runStoreContract(name: string, makeHarness: () => Promise<StoreH
     // The longest valid forms are accepted.
     await store.put(res(`K${'a'.repeat(62)}`, 'n'.repeat(63), `${'a'.repeat(251)}.b`, 1));
     assert.equal(await store.revision(), 1);
+  });
+  storeTest('coordination: beat records a heartbeat by the store clock, beats ages them, forget drops one', async (store) => {
+    assert.deepEqual(await store.beats(), new Map());
+    await store.beat('instance-a');
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    await store.beat('instance-b');
+    const first = await store.beats();
+    assert.deepEqual([...first.keys()].sort(), ['instance-a', 'instance-b']);
+    const a = first.get('instance-a')!;
+    const b = first.get('instance-b')!;
+    assert.ok(a >= 100 && a < 5000, `instance-a beat ${a} ms ago`);
+    assert.ok(b >= 0 && b < a, `instance-b beat ${b} ms ago, after instance-a (${a})`);
+
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const later = await store.beats();
+    assert.ok(later.get('instance-b')! >= b + 40, 'ages grow');
+    await store.beat('instance-a');
+    assert.ok((await store.beats()).get('instance-a')! < a, 'a new beat resets the age');
+
+    await store.forget('instance-a');
+    assert.deepEqual([...(await store.beats()).keys()], ['instance-b']);
+    await store.forget('never-beat'); // nothing to forget is fine
+    assert.equal(await store.revision(), 0, 'heartbeats take no revision');
+  });
+
+  storeTest('coordination: a single store leads every role, answers pings, and refuses after close', async (store) => {
+    assert.equal(await store.lead('expiry'), true);
+    assert.equal(await store.lead('expiry'), true, 'keeps the role');
+    assert.equal(await store.lead('compaction'), true, 'several roles at once');
+    assert.equal(await store.ping(2000), true);
+    await store.close();
+    assert.equal(await store.ping(2000), false);
+    await rejectsWith(store.lead('expiry'), 'WEFT_E_STORE_CLOSED');
+    await rejectsWith(store.beat('instance-a'), 'WEFT_E_STORE_CLOSED');
+    await rejectsWith(store.beats(), 'WEFT_E_STORE_CLOSED');
   });
 }

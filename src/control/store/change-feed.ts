@@ -20,7 +20,8 @@ const MAX_BUFFERED = 1024;
  * cursor; and the change log, read a page at a time whenever the store is known to be
  * ahead of the cursor (catch-up at start, after a burst beyond the buffer, or when a
  * notification arrived during a read). Store-independent: SQLite notifies in process;
- * PostgreSQL can notify from LISTEN/NOTIFY (or only raise `latest`) and read its own log.
+ * PostgreSQL notifies its own commits and, on a LISTEN/NOTIFY wake-up or a poll, only
+ * raises `latest` (`advance`) so the feed reads the log.
  * Requires of the store: a change's revision becomes readable only after every lower one.
  */
 export class ChangeFeed {
@@ -64,6 +65,21 @@ export class ChangeFeed {
       this.#cursor = event.revision;
     }
     this.#kick();
+  }
+
+  /**
+   * The store has committed changes up to `revision` (a wake-up without the changes, e.g.
+   * a PostgreSQL notification): the feed reads the log up to there.
+   */
+  advance(revision: number): void {
+    if (this.#ended) return;
+    if (revision > this.#latest) this.#latest = revision;
+    this.#kick();
+  }
+
+  /** True once the feed has ended (disposed or failed). */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   /** Stops delivery; no event (not even an error) is delivered afterwards. */

@@ -80,3 +80,14 @@ export class StoreSchemaError extends WeftError {
     this.name = 'StoreSchemaError';
   }
 }
+
+/**
+ * The database cannot be used now: unreachable, refusing, the connection was lost, or it
+ * did not answer in time (PostgreSQL). Retry later; the message says what to check.
+ */
+export class StoreUnavailableError extends WeftError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WEFT_E_STORE', message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}

@@ -1,8 +1,8 @@
 /**
  * The control plane's `Store` contract: resources by (kind, namespace, name) with revisions,
  * optimistic concurrency, and a watch stream from a revision. `SqliteStore` implements it
- * (one server process); a PostgreSQL store (several replicas) will implement the same
- * contract and must pass the same contract suite (test/unit/store-contract.ts).
+ * for one server process, `PostgresStore` for several replicas sharing a database; both
+ * pass the same contract suite (test/unit/store-contract.ts).
  *
  * Revisions (etcd-style): one counter per store. Every successful put and delete takes the
  * next revision, across all kinds, so revisions strictly increase and every revision names
