@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hosts, inHost, requireNetns, type Host } from '../helpers/netns.js';
 import { runWeft, startWeft, tempDir } from '../helpers/weft.js';
-import { startPostgres } from '../helpers/postgres.js';
+import { requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { connectedSidecar, load, startApp, weftIn, within } from '../helpers/mesh.js';
 
 const APP_PORT = 8080;
@@ -32,14 +32,14 @@ interface Mesh {
 async function haMesh(t: TestContext): Promise<Mesh | null> {
   if (!(await requireNetns(t))) return null;
   const all = await hosts(t, 6);
+  if (!(await requirePostgres(t))) return null;
   const pg = await startPostgres(t, { prefix: all[0]!.exec, listen: all[0]!.ip, port: 5432 });
-  if (pg === null) return null;
-  const store = (await pg.createDatabase()).replace(/@[^/]+\//, `@${all[0]!.ip}:5432/`);
+  const store = await pg.createDatabase();
   const dir = await tempDir(t);
   await writeFile(join(dir, 'ca-key'), 'an-operator-secret-that-seals-the-ca-key-0123\n');
   await writeFile(join(dir, 'admin-token'), 'the-operators-admin-token-for-all-replicas\n');
   assert.equal((await runWeft(['ca', 'init', '--out', join(dir, 'ca'), '--trust-domain', 'weft.local'])).code, 0);
-  const replicas = [];
+  const replicas: Mesh['replicas'] = [];
   for (let i = 1; i <= 3; i++) {
     const host = all[i]!;
     const data = join(dir, `r${i}`);

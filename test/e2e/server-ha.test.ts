@@ -11,7 +11,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runWeft, startWeft, tempDir } from '../helpers/weft.js';
-import { startPostgres } from '../helpers/postgres.js';
+import { requirePostgres, startPostgres } from '../helpers/postgres.js';
 import { curl } from '../helpers/control.js';
 
 const run = promisify(execFile);
@@ -25,8 +25,8 @@ async function replica(t: TestContext, dir: string, name: string, store: string,
 }
 
 test('replicas share resources, catalog, CA and admin token; CAS conflicts are clear; a restart of every replica loses nothing', async (t) => {
+  if (!(await requirePostgres(t))) return;
   const pg = await startPostgres(t);
-  if (pg === null) return;
   const store = await pg.createDatabase();
   const dir = await tempDir(t);
   await writeFile(join(dir, 'ca-key'), 'k'.repeat(8) + 'test-secret-for-the-ca-key-0123456789\n');
@@ -44,7 +44,7 @@ test('replicas share resources, catalog, CA and admin token; CAS conflicts are c
   assert.equal((await runWeft(['apply', '-f', join(dir, 'api.yaml'), ...cli(r1)])).code, 0);
   const read = await runWeft(['get', 'Service', 'api', '-o', 'json', ...cli(r2)]);
   assert.equal(read.code, 0, read.stderr);
-  const revision = (JSON.parse(read.stdout) as { revision: number }).revision;
+  const revision = (JSON.parse(read.stdout) as { metadata: { revision: number } }).metadata.revision;
 
   // Concurrent compare-and-set through both replicas: exactly one wins, the other gets 409.
   const body = (protocol: string) => JSON.stringify({ kind: 'Service', metadata: { name: 'api' }, spec: { protocol } });
@@ -68,7 +68,7 @@ test('replicas share resources, catalog, CA and admin token; CAS conflicts are c
   r1 = await replica(t, dir, 'r1', store);
   const after = await runWeft(['get', 'Service', 'api', '-o', 'json', ...cli(r1)]);
   assert.equal(after.code, 0, after.stderr);
-  assert.ok((JSON.parse(after.stdout) as { revision: number }).revision > revision);
+  assert.ok((JSON.parse(after.stdout) as { metadata: { revision: number } }).metadata.revision > revision);
   const bundle = await curl(dir, [`${r2.url}/v1/ca/bundle`]);
   assert.equal(bundle.body, await readFile(join(dir, 'ca', 'bundle.pem'), 'utf8'));
   const ready = await curl(dir, [`${r1.url}/ready`]);

@@ -10,8 +10,8 @@ export type ServerStore = Store & Coordination & { readonly kind: 'sqlite' | 'po
  */
 export async function openStore(options: { dataDir: string; url?: string }): Promise<ServerStore> {
   if (options.url !== undefined) {
-    // TODO(pgstore merge): PostgresStore.open({ url })
-    throw new Error(`postgres store not available yet: ${options.url}`);
+    const { PostgresStore } = await import('./postgres-store.js');
+    return Object.assign(await PostgresStore.open({ url: options.url, applicationName: 'weft-server' }), { kind: 'postgres' as const });
   }
   return Object.assign(SqliteStore.open({ dataDir: options.dataDir }), { kind: 'sqlite' as const });
 }

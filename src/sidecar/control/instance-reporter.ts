@@ -144,7 +144,9 @@ export class InstanceReporter {
     try {
       const answer = await this.#client.call('PUT', `/v1/catalog/instances/${this.#id!}/report`, {
         body: { healthy: this.#health.healthy, reason: this.#health.reason, ...(callers.length > 0 ? { callers } : {}) },
-        timeoutMs: 5000,
+        // A replica that hangs (its store cut off) must not delay the heartbeat past the
+        // TTL (three intervals): give up on it after one interval and try the next one.
+        timeoutMs: Math.max(1000, Math.min(5000, this.#reportIntervalMs)),
       });
       if (answer.status === 404) {
         this.#id = null; // the server forgot us (deregistered after a long silence): register again
