@@ -361,7 +361,20 @@ async function migrationRoute(deps: ApiDeps, req: IncomingMessage, res: ServerRe
       `no service ${service} in namespace ${namespace ?? 'default'}: it has no Service resource and no registered instance (${known.length > 0 ? `known there: ${known.join(', ')}` : 'that namespace has no service'})`,
     );
   }
-  send(res, 200, deps.migration.status(chosen));
+  const status = deps.migration.status(chosen);
+  if (deps.replica.status().store !== 'postgres') {
+    send(res, 200, status);
+    return;
+  }
+  // With replicas each one counts only the reports of the sidecars that follow it: it
+  // cannot tell that no plaintext caller is left, so it never says "ready".
+  send(res, 200, {
+    ...status,
+    scope: 'replica',
+    services: status.services.map((v) =>
+      v.mode === 'strict' || !v.ready ? v : { ...v, ready: false, verdict: `${v.verdict} on this replica (${deps.replica.status().replica}); other replicas' sidecars are not counted` },
+    ),
+  });
 }
 
 function notReady(deps: ApiDeps): ApiError {

@@ -82,7 +82,9 @@ export async function loadOrCreateSharedCa(store: Store, options: { secret: stri
     const stored = await store.get(CA.kind, CA.namespace, CA.name);
     if (stored !== undefined) {
       const spec = stored.spec as unknown as CaSpec;
-      return loadIssuer({ certPem: spec.certPem, keyPem: unseal(spec.key, options.secret), bundlePem: spec.bundlePem, sources: { cert: 'the store', key: 'the store', bundle: 'the store' } });
+      const issuer = await loadIssuer({ certPem: spec.certPem, keyPem: unseal(spec.key, options.secret), bundlePem: spec.bundlePem, sources: { cert: 'the store', key: 'the store', bundle: 'the store' } });
+      // The trust domain stored with the CA wins over this replica's --trust-domain.
+      return issuer.trustDomain === null ? { ...issuer, trustDomain: spec.trustDomain } : issuer;
     }
     const source = options.caDir ?? join(options.dataDir, 'ca');
     if (options.caDir === undefined && !(await pathExists(caFiles(source).intermediateKey))) {
@@ -96,7 +98,7 @@ export async function loadOrCreateSharedCa(store: Store, options: { secret: stri
     try {
       await store.put({ ...CA, spec: spec as unknown as JsonValue }, { expectedRevision: 0 });
       options.log.info({ trustDomain: spec.trustDomain }, 'stored the CA in the shared store (key encrypted)');
-      return issuer;
+      return issuer.trustDomain === null ? { ...issuer, trustDomain: spec.trustDomain } : issuer;
     } catch (err) {
       if (!(err instanceof StoreConflictError)) throw err;
       // Another replica stored its CA first: use that one.

@@ -57,6 +57,7 @@ export class SnapshotFeed {
   readonly #bundlePem: () => string;
   #version = 1;
   #waiters = new Set<() => void>();
+  #stopped = false;
   #dispose: (() => void) | null = null;
 
   constructor(options: { store: Store; catalog: Catalog; trustDomain: string; bundlePem: () => string }) {
@@ -80,6 +81,7 @@ export class SnapshotFeed {
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#dispose?.();
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
@@ -92,6 +94,7 @@ export class SnapshotFeed {
   /** Resolves when the version passes `after`, or after `timeoutMs` (then with false). */
   wait(after: number, timeoutMs: number): Promise<boolean> {
     if (this.#version > after) return Promise.resolve(true);
+    if (this.#stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (moved: boolean) => {
         clearTimeout(timer);
@@ -100,6 +103,7 @@ export class SnapshotFeed {
       };
       const wake = () => done(true);
       const timer = setTimeout(() => done(false), timeoutMs);
+      timer.unref();
       this.#waiters.add(wake);
     });
   }

@@ -48,7 +48,7 @@ class Entry implements CallerCounter, CallerReport {
 const OTHER_KEY = 'other';
 
 /**
- * Per-caller counts with a bounded number of callers: past `maxEntries` (default 1000),
+ * Per-caller counts with a bounded number of callers: past `maxEntries` (default 999, so that with the "other" entry a report stays within the server's 1000),
  * new callers share one entry reported as `{ identity: null, address: 'other' }`. An
  * entry is forgotten at a `take` that finds it idle with no connection open.
  */
@@ -57,7 +57,8 @@ export class CallerTally {
   readonly #entries = new Map<string, Entry>();
 
   constructor(options: { maxEntries?: number } = {}) {
-    this.#max = options.maxEntries ?? 1000;
+    // 999 named callers and the "other" entry: a report stays within the server's 1000.
+    this.#max = options.maxEntries ?? 999;
   }
 
   /**
@@ -66,7 +67,8 @@ export class CallerTally {
    * it when the connection closes.
    */
   connection(identity: string | null, address: string | null, tls: boolean): CallerCounter {
-    const entry = this.#entry(identity, identity === null ? plainAddress(address) : null, tls);
+    // A caller with neither identity nor address (a socket already gone) counts as "other".
+    const entry = identity === null && address === null ? this.#other() : this.#entry(identity, identity === null ? plainAddress(address) : null, tls);
     entry.connections++;
     entry.open++;
     return entry;

@@ -154,9 +154,11 @@ async function obtainIdentity(options: {
   const bundle = await retryWhileUnreachable(log, options.signal, 'enroll', () =>
     enroll({ urls: server.urls, token, server: record, service: options.local.service, namespace: options.local.namespace }),
   );
-  await state.saveIdentity(bundle, record);
+  // From here on the server is trusted by the bundle its authenticated answer carried.
+  const trusted: ServerRecord = { ...record, bundlePem: bundle.bundlePem };
+  await state.saveIdentity(bundle, trusted);
   log.info({ spiffeId: bundle.spiffeId, serial: bundle.serial, notAfter: bundle.notAfter.toISOString() }, 'enrolled with the server');
-  return { bundle, record };
+  return { bundle, record: trusted };
 }
 
 /** The server's snapshot now, else the saved one, else wait for the server. */

@@ -268,11 +268,11 @@ function identityKey(config: SidecarConfig): string {
   return JSON.stringify([config.identity, config.trustDomain, config.service, config.namespace]);
 }
 
-/** A copy of the configuration with PEM text (issuer keys passed inline) replaced. */
+/** A copy of the configuration with PEM text (issuer keys passed inline) and the join token replaced. */
 function redact(config: SidecarConfig): unknown {
   return JSON.parse(
     JSON.stringify(config, (_key, value: unknown) =>
-      typeof value === 'string' && value.includes('-----BEGIN') ? '<PEM redacted>' : value,
+      typeof value === 'string' && value.includes('-----BEGIN') ? '<PEM redacted>' : _key === 'token' && typeof value === 'string' ? '<join token redacted>' : value,
     ),
   );
 }

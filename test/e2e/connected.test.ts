@@ -6,7 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { admin, startSidecar, tempDir } from '../helpers/weft.js';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { admin, makeCa, runWeft, startSidecar, startWeft, tempDir } from '../helpers/weft.js';
 import { createToken, startServer } from '../helpers/control.js';
 import { app } from '../helpers/http-pair.js';
 
@@ -71,4 +75,31 @@ test('sidecars enroll, find each other by service name, and survive the server',
   server = await startServer(t, data, ['--instance-ttl', '3s', '--listen', `127.0.0.1:${port}`]);
   await web.proc.waitFor('following the server', 20_000);
   assert.equal((await viaWeb()).status, 200);
+});
+
+test('enrollment trusts only the CA the token pins: an impostor that adds the real root to its bundle gets no token', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  const server = await startServer(t, data);
+  const token = await createToken(server.url, data, ['--service', 'api']);
+  // The impostor: its own CA, a certificate with the server's SPIFFE ID, and a /v1/ca
+  // answer whose bundle holds the real root (public) next to its own.
+  const fake = await makeCa(dir, 'weft.local', 'impostor-ca');
+  assert.equal((await runWeft(['ca', 'issue', '--issuer', fake, '--service', 'weft-server', '--namespace', 'weft-system', '--out', join(dir, 'impostor')])).code, 0);
+  const realRoot = await readFile(join(data, 'ca', 'bundle.pem'), 'utf8');
+  const seen: string[] = [];
+  const impostor = createHttpsServer({ cert: await readFile(join(dir, 'impostor', 'cert.pem')), key: await readFile(join(dir, 'impostor', 'key.pem')) }, (req, res) => {
+    seen.push(`${req.method ?? ''} ${req.url ?? ''}`);
+    if (req.url === '/v1/ca') {
+      res.end(JSON.stringify({ trustDomain: 'weft.local', bundle: realRoot + readFileSync(join(fake, 'bundle.pem'), 'utf8'), serverSpiffeId: 'spiffe://weft.local/ns/weft-system/svc/weft-server' }));
+    } else res.writeHead(500).end();
+  });
+  await new Promise<void>((r) => impostor.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => impostor.close(() => r())));
+  const proc = startWeft(t, ['sidecar', '--server', `https://127.0.0.1:${(impostor.address() as AddressInfo).port}`, '--token', token, '--service', 'api', '--state', join(dir, 'api'), '--admin', '127.0.0.1:0']);
+  const waiting = await proc.waitFor('waiting for the server to enroll');
+  assert.match(String(waiting['error']), /certificate|self.signed|verify/i, 'the impostor fails verification against the pinned root');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.deepEqual(seen.filter((s) => s.startsWith('POST')), [], 'the join token never reached the impostor');
+  assert.equal(await proc.stop(), 1, 'stopped while waiting: cannot start');
 });

@@ -78,6 +78,9 @@ export function parseRequestHead(text: string, limits: HeadLimits): RequestHead 
   const version = line.slice(sp2 + 1);
   if (!TOKEN.test(method)) throw new HeadError(400, 'WEFT_E_BAD_REQUEST', 'invalid characters in the request method');
   if (!TARGET.test(target)) throw new HeadError(400, 'WEFT_E_BAD_REQUEST', 'invalid characters in the request target');
+  // A request target never carries a fragment (RFC 9112 §3.2); one that does could be read
+  // one way by authorization and another by the app.
+  if (target.includes('#')) throw new HeadError(400, 'WEFT_E_BAD_REQUEST', 'a request target cannot contain "#"');
   const minor = httpMinor(version);
   if (minor < 0) throw new HeadError(version.startsWith('HTTP/') ? 505 : 400, 'WEFT_E_HTTP_VERSION', `unsupported protocol version "${printable(version)}"; HTTP/1.1 and HTTP/1.0 are served here`);
   const head = parseFields(text, eol, minor as 0 | 1, limits.maxHeaders, true) as Mutable<RequestHead>;

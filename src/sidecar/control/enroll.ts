@@ -5,6 +5,8 @@ import { createCsr } from '../../pki/csr.js';
 import { generateLeafKey } from '../../pki/keys.js';
 import { bundlePins } from '../../pki/pin.js';
 import { serviceSpiffeId } from '../../pki/spiffe.js';
+import { splitPemCertificates } from '../../pki/pem.js';
+import { RESERVED_NAMESPACE } from '../../config/names.js';
 import { refusalMessage, ServerClient } from './server-client.js';
 import type { ServerRecord } from './state.js';
 
@@ -34,15 +36,21 @@ export async function discoverServer(urls: readonly string[], token: string): Pr
   if (answer.status !== 200 || typeof trustDomain !== 'string' || typeof bundle !== 'string' || typeof serverSpiffeId !== 'string') {
     throw new WeftError('WEFT_E_SERVER', `${client.url} is not a weft server (GET /v1/ca answered ${refusalMessage(answer)})`);
   }
-  if (!bundlePins(bundle).includes(pin)) {
+  // Only the pinned certificate is trusted from this unverified answer: the rest of the
+  // bundle (and anything an impostor could add to it) comes later over a verified channel.
+  const pinned = splitPemCertificates(bundle, 'the server\'s bundle').find((pem) => bundlePins(pem)[0] === pin);
+  if (pinned === undefined) {
     throw new WeftError('WEFT_E_SERVER_PIN', `the CA of ${client.url} is not the one the join token names: this is another server, or someone in between; check --server`);
   }
-  return { trustDomain, bundlePem: bundle, serverSpiffeId };
+  const expected = serviceSpiffeId(trustDomain, RESERVED_NAMESPACE, 'weft-server');
+  if (serverSpiffeId !== expected) throw new WeftError('WEFT_E_SERVER', `${client.url} names itself ${serverSpiffeId}, not ${expected}`);
+  return { trustDomain, bundlePem: pinned, serverSpiffeId };
 }
 
 /**
  * Enrolls: generates a key (it never leaves this process), sends a CSR for this service's
- * SPIFFE ID with the join token, and returns the certificate. Throws WEFT_E_ENROLL with
+ * SPIFFE ID with the join token over a connection verified against the pinned CA only,
+ * and returns the certificate with the trust bundle of the (now authenticated) answer. Throws WEFT_E_ENROLL with
  * the server's reason when the token or CSR is refused, ServerUnreachable when no server
  * answered.
  */

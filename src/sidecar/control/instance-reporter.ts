@@ -107,11 +107,15 @@ export class InstanceReporter {
           this.#log.warn({ error: (err as Error).message, retryInMs: delay }, 'cannot report to the server; traffic keeps flowing with the last configuration');
         }
       }
+      if (this.#abort.signal.aborted) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, delay);
         this.#wake = done;
+        this.#abort.signal.addEventListener('abort', done, { once: true });
+        const signal = this.#abort.signal;
         function done() {
           clearTimeout(timer);
+          signal.removeEventListener('abort', done);
           resolve();
         }
       });
@@ -141,21 +145,32 @@ export class InstanceReporter {
 
   async #report(): Promise<void> {
     const callers = this.#callers?.take() ?? [];
+    let answer;
     try {
-      const answer = await this.#client.call('PUT', `/v1/catalog/instances/${this.#id!}/report`, {
-        body: { healthy: this.#health.healthy, reason: this.#health.reason, ...(callers.length > 0 ? { callers } : {}) },
-        // A replica that hangs (its store cut off) must not delay the heartbeat past the
-        // TTL (three intervals): give up on it after one interval and try the next one.
-        timeoutMs: Math.max(1000, Math.min(5000, this.#reportIntervalMs)),
-      });
-      if (answer.status === 404) {
-        this.#id = null; // the server forgot us (deregistered after a long silence): register again
-        throw new Error('the server no longer knows this instance; registering again');
-      }
-      if (answer.status !== 200) throw new Error(`report refused: ${refusalMessage(answer)}`);
+      answer = await this.#put(callers);
     } catch (err) {
       this.#callers?.giveBack(callers);
       throw err;
     }
+    if (answer.status === 400 && callers.length > 0) {
+      // The server refused the report (its caller counts, most likely): drop the counts,
+      // never the heartbeat: report the health again at once without them.
+      this.#log.warn({ error: refusalMessage(answer) }, 'the server refused the caller counts; they are dropped');
+      answer = await this.#put([]);
+    }
+    if (answer.status === 404) {
+      this.#id = null; // the server forgot us (deregistered after a long silence): register again
+      throw new Error('the server no longer knows this instance; registering again');
+    }
+    if (answer.status !== 200) throw new Error(`report refused: ${refusalMessage(answer)}`);
+  }
+
+  #put(callers: readonly unknown[]) {
+    return this.#client.call('PUT', `/v1/catalog/instances/${this.#id!}/report`, {
+      body: { healthy: this.#health.healthy, reason: this.#health.reason, ...(callers.length > 0 ? { callers } : {}) },
+      // A replica that hangs (its store cut off) must not delay the heartbeat past the
+      // TTL (three intervals): give up on it after one interval and try the next one.
+      timeoutMs: Math.max(1000, Math.min(5000, this.#reportIntervalMs)),
+    });
   }
 }

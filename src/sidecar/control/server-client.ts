@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { PeerCertificate } from 'node:tls';
 import { WeftError } from '../../errors.js';
 import type { CertificateBundle } from '../../pki/certificate-bundle.js';
-import { TLS_CIPHERS } from '../../proxy/tls.js';
+import { spiffeIdFromSan, TLS_CIPHERS } from '../../proxy/tls.js';
 
 /** An HTTP answer from the server. */
 export interface ServerAnswer {
@@ -160,8 +160,7 @@ export class ServerClient {
 
 /** checkServerIdentity for the control plane: its certificate must carry the server's SPIFFE ID. */
 function checkServerSpiffeId(cert: PeerCertificate, expected: string): Error | undefined {
-  const sans = (cert.subjectaltname ?? '').split(', ');
-  return sans.includes(`URI:${expected}`) ? undefined : new Error(`the server's certificate is not for ${expected}`);
+  return spiffeIdFromSan(cert.subjectaltname ?? '') === expected ? undefined : new Error(`the server's certificate is not for ${expected}`);
 }
 
 /** The error message of a refusal (`{error: {message}}`), or a generic one. */

@@ -21,6 +21,8 @@ export class SnapshotFollower {
   readonly #backoff = new Backoff({ baseMs: 250, maxMs: 10_000 });
   #hash: string;
   #connected = false;
+  /** The hash of a snapshot `apply` refused (not fetched again until the server moves on). */
+  #rejected: string | null = null;
   #lastContact: Date | null = null;
   #loop: Promise<void> = Promise.resolve();
 
@@ -50,16 +52,28 @@ export class SnapshotFollower {
       try {
         // Until the server has answered once (at start, after losing it) the request does
         // not wait: the sidecar learns at once that it is connected and what it missed.
-        const headers: Record<string, string> = this.#connected ? { 'if-none-match': `"${this.#hash}"` } : {};
+        // A snapshot this sidecar rejected is not asked for again until the server has another.
+        const known = this.#rejected ?? this.#hash;
+        const headers: Record<string, string> = this.#connected ? { 'if-none-match': `"${known}"` } : {};
         const answer = await this.#client.call('GET', '/v1/snapshot', { headers, timeoutMs: POLL_TIMEOUT_MS, signal: this.#abort.signal });
         if (this.#abort.signal.aborted) return;
-        if (answer.status === 304) continue;
+        if (answer.status === 304) {
+          this.#contact();
+          continue;
+        }
         if (answer.status !== 200 || answer.json === null) throw new Error(`snapshot refused: ${refusalMessage(answer)}`);
         this.#contact();
         const snapshot = answer.json as unknown as Snapshot;
-        if (snapshot.hash === this.#hash) continue;
-        await this.#apply(snapshot);
+        if (snapshot.hash === this.#hash || snapshot.hash === this.#rejected) continue;
+        try {
+          await this.#apply(snapshot);
+        } catch (err) {
+          this.#rejected = snapshot.hash;
+          this.#log.error({ error: (err as Error).message, snapshot: snapshot.hash, serving: this.#hash }, "the server's snapshot was rejected; the current one keeps serving");
+          continue;
+        }
         this.#hash = snapshot.hash;
+        this.#rejected = null;
       } catch (err) {
         if (this.#abort.signal.aborted) return; // stop() ended the long poll
         const was = this.#connected;
