@@ -58,6 +58,7 @@ export class SnapshotFeed {
   #version = 1;
   #waiters = new Set<() => void>();
   #stopped = false;
+  #cached: { version: number; inputs: Promise<SnapshotInputs> } | null = null;
   #dispose: (() => void) | null = null;
 
   constructor(options: { store: Store; catalog: Catalog; trustDomain: string; bundlePem: () => string }) {
@@ -110,15 +111,12 @@ export class SnapshotFeed {
 
   /** The snapshot of `service` in `namespace` now. */
   async build(namespace: string, service: string): Promise<Snapshot> {
-    const mesh = (await this.#store.get('Mesh', MESH_NAMESPACE, 'default'))?.spec as unknown as MeshSpec | undefined;
-    const services = await this.#store.list('Service');
+    const { mesh, services, policies: allPolicies, instances } = await this.#inputs();
     const specOf = (ns: string, name: string) => services.find((s) => s.namespace === ns && s.name === name)?.spec as unknown as ServiceSpec | undefined;
     const own = specOf(namespace, service);
-    const policies = (await this.#store.list('AuthorizationPolicy', namespace))
-      .filter((p) => (p.spec as unknown as AuthorizationPolicySpec).targetRef.name === service)
-      .sort((a, b) => a.name.localeCompare(b.name))
+    const policies = allPolicies
+      .filter((p) => p.namespace === namespace && (p.spec as unknown as AuthorizationPolicySpec).targetRef.name === service)
       .map((p) => ({ name: p.name, rules: (p.spec as unknown as AuthorizationPolicySpec).rules }));
-    const instances = await this.#catalog.instances();
     const content = {
       service,
       namespace,
@@ -144,12 +142,45 @@ export class SnapshotFeed {
     return { hash: createHash('sha256').update(JSON.stringify(content)).digest('base64url').slice(0, 22), ...content };
   }
 
+  /**
+   * What snapshots are built from, read once per feed version and shared by every build at
+   * that version: a change wakes every waiting sidecar, and they must not each read the
+   * whole store again.
+   */
+  #inputs(): Promise<SnapshotInputs> {
+    if (this.#cached !== null && this.#cached.version === this.#version) return this.#cached.inputs;
+    const inputs = (async (): Promise<SnapshotInputs> => {
+      const [mesh, services, policies, instances] = await Promise.all([
+        this.#store.get('Mesh', MESH_NAMESPACE, 'default'),
+        this.#store.list('Service'),
+        this.#store.list('AuthorizationPolicy'),
+        this.#catalog.instances(),
+      ]);
+      return { mesh: mesh?.spec as unknown as MeshSpec | undefined, services, policies: [...policies].sort((a, b) => a.name.localeCompare(b.name)), instances };
+    })();
+    const entry = { version: this.#version, inputs };
+    this.#cached = entry;
+    inputs.catch(() => {
+      if (this.#cached === entry) this.#cached = null; // a failed read is not kept
+    });
+    return inputs;
+  }
+
   #bump(): void {
     this.#version++;
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const wake of waiters) wake();
   }
+}
+
+/** The store's contents a snapshot is built from. */
+interface SnapshotInputs {
+  readonly mesh: MeshSpec | undefined;
+  readonly services: readonly StoredResource[];
+  /** Every AuthorizationPolicy, sorted by name. */
+  readonly policies: readonly StoredResource[];
+  readonly instances: readonly CatalogInstance[];
 }
 
 /** Every service known by a Service resource or a registered instance, sorted. */
