@@ -2,6 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { requireOrSkip } from './require.js';
 
 const run = promisify(execFile);
 
@@ -30,11 +31,7 @@ export async function netnsUnavailable(): Promise<string | null> {
 
 /** Skips the test (or fails it under CI) when namespaces are unavailable; true if it may go on. */
 export async function requireNetns(t: TestContext): Promise<boolean> {
-  const why = await netnsUnavailable();
-  if (why === null) return true;
-  if (process.env['CI'] === 'true') throw new Error(`network namespaces are required under CI: ${why}`);
-  t.skip(`network namespaces unavailable: ${why}`);
-  return false;
+  return requireOrSkip(t, 'network namespaces are', await netnsUnavailable());
 }
 
 /**

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestContext } from 'node:test';
+import { requireOrSkip } from './require.js';
 import pg from 'pg';
 
 const run = promisify(execFile);
@@ -107,11 +108,7 @@ export async function postgresUnavailable(): Promise<string | null> {
 
 /** Skips the test (or fails it under CI=true) when PostgreSQL is unavailable; true if it may go on. */
 export async function requirePostgres(t: TestContext): Promise<boolean> {
-  const why = await postgresUnavailable();
-  if (why === null) return true;
-  if (process.env['CI'] === 'true') throw new Error(`PostgreSQL is required under CI: ${why}`);
-  t.skip(`PostgreSQL unavailable: ${why}`);
-  return false;
+  return requireOrSkip(t, 'PostgreSQL is', await postgresUnavailable());
 }
 
 async function freePort(host: string): Promise<number> {

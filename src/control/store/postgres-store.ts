@@ -51,16 +51,11 @@ interface ResourceRow {
   created_revision: string;
 }
 
-interface ChangeRow {
+/** A change joined with the resource value it wrote (or the last one before a delete). */
+interface ChangeRow extends ResourceRow {
   compacted_before: string;
   change_revision: string | null;
   type: 'put' | 'delete';
-  kind: string;
-  namespace: string;
-  name: string;
-  spec: string;
-  revision: string;
-  created_revision: string;
 }
 
 const COLUMNS = 'kind, namespace, name, spec, revision, created_revision';
