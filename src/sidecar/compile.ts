@@ -97,6 +97,7 @@ export function compileSidecar(
         key,
         () => new Cluster({ key, endpoints: [inbound.app], connector: plainConnector(limits.connectTimeout), keepAliveTimeoutMs: APP_KEEPALIVE_MS }),
       ),
+      router: null,
       limits,
     });
   }
@@ -125,6 +126,7 @@ export function compileSidecar(
             keepAliveTimeoutMs: MESH_KEEPALIVE_MS,
           }),
       ),
+      router: null,
       limits,
     });
   }

@@ -3,6 +3,7 @@ import type { LimitsConfig } from '../../config/sidecar-schema.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
 import type { Admission, ConnectionInfo } from '../connection-info.js';
 import type { Cluster } from '../upstream/cluster.js';
+import type { Router } from '../route/types.js';
 import type { PolicyRecorder } from '../policy-recorder.js';
 import { BodyFramer, type Framing } from './body-framer.js';
 import { HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './head.js';
@@ -16,7 +17,10 @@ export interface HttpRoute {
   readonly admission: Admission;
   /** Counts and logs the admission's authorization decisions and strict dry-run events. */
   readonly policy: PolicyRecorder;
+  /** Where requests go when no route is attached (the upstream's own service / the app). */
   readonly cluster: Cluster;
+  /** The routes attached to this upstream (HTTPRoute, GRPCRoute), or null: every request goes to `cluster`. */
+  readonly router: Router<Cluster> | null;
   readonly limits: LimitsConfig;
   readonly metrics: SidecarMetrics;
   /** Set while the listener drains: responses ask the caller to close the connection. */

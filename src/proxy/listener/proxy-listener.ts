@@ -7,6 +7,7 @@ import type { CertificateBundle } from '../../pki/certificate-bundle.js';
 import type { Watch } from '../../watch.js';
 import type { SidecarMetrics, HopLabels } from '../../obs/metrics.js';
 import type { Cluster } from '../upstream/cluster.js';
+import type { Router } from '../route/types.js';
 import { WeftError } from '../../errors.js';
 import { PLAINTEXT_PEER, tlsOptions, tlsPeerIdentity, type PeerIdentity } from '../tls.js';
 import { admitted, peekConnectionInfo, setConnectionInfo, type Admission, type ConnectionInfo } from '../connection-info.js';
@@ -41,6 +42,8 @@ export interface CompiledListener {
   /** For outbound listeners, the identity of the upstream (metric `peer` label). */
   readonly upstreamIdentity: string | null;
   readonly cluster: Cluster;
+  /** The routes attached to the upstream (outbound HTTP listeners), or null. */
+  readonly router: Router<Cluster> | null;
   readonly limits: LimitsConfig;
 }
 
@@ -189,7 +192,7 @@ export class ProxyListener {
   };
 
   #httpRoute(c: CompiledListener): HttpRoute {
-    return { inbound: c.direction === 'inbound', admission: c.admission, policy: this.#policy, cluster: c.cluster, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
+    return { inbound: c.direction === 'inbound', admission: c.admission, policy: this.#policy, cluster: c.cluster, router: c.router, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
   }
 
   #policyRecorder(c: CompiledListener): PolicyRecorder {
