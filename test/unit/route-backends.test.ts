@@ -32,6 +32,11 @@ test('weighted picking: a 90/10 canary between subsets', () => {
   assert.ok(Math.abs(s.get('default/api[version=v1]')! - 0.9) < BOUND);
 });
 
+test('weighted picking: the built-in generator (no random injected) keeps the weights', () => {
+  const s = shares(compilePicker([{ backend: 'a', weight: 90 }, { backend: 'b', weight: 10 }]), N);
+  assert.ok(Math.abs(s.get('b')! - 0.1) < BOUND, `b share ${s.get('b')}`);
+});
+
 test('weighted picking: an unresolved backendRef keeps its share, which gets null (500)', () => {
   const picker = compilePicker([{ backend: 'a', weight: 3 }, { backend: null, weight: 1 }], seeded(7));
   assert.deepEqual(picker.all, ['a']);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { regexLiteralPrefix } from '../../src/proxy/route/regex.js';
 import { hit, router, view } from './route-lib.js';
 
 const to = (path: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({ matches: [{ path, ...extra }] });
@@ -35,6 +36,43 @@ test('RegularExpression matches the whole path', () => {
   assert.equal(hit(r, '/a'), 'default/r/1', 'an alternation is anchored as a whole');
   assert.equal(hit(r, '/b'), 'default/r/1');
   assert.equal(hit(r, '/ab'), null);
+});
+
+test('a regex is pre-filtered by its literal prefix, which never excludes a match', () => {
+  const cases: [string, string][] = [
+    ['/users/[0-9]+', '/users/'],
+    ['^/api/v1', '/api/v1'],
+    ['/ab?c', '/a'],
+    ['/ab*', '/a'],
+    ['/ab{0,2}', '/a'],
+    ['/ab+', '/ab'],
+    ['/a\\.b', '/a'],
+    ['/a|/b', ''],
+    ['(/a)', ''],
+    ['.*', ''],
+  ];
+  for (const [source, prefix] of cases) assert.equal(regexLiteralPrefix(source), prefix, source);
+  const r = router([{ name: 'r', rules: [to({ type: 'RegularExpression', value: '/ab?c/[0-9]+' }), to({ type: 'RegularExpression', value: '^/x/.*' })] }]);
+  assert.equal(hit(r, '/ac/1'), 'default/r/0', 'the optional b is not part of the prefix');
+  assert.equal(hit(r, '/abc/1'), 'default/r/0');
+  assert.equal(hit(r, '/x/y'), 'default/r/1');
+});
+
+test('matches indexed by first segment keep the precedence with those that take any segment', () => {
+  const r = router([
+    { name: 'static', rules: [to({ value: '/static' })] },
+    { name: 'images', rules: [to({ type: 'RegularExpression', value: '.*\\.png' })] },
+    { name: 'v2', rules: [to({ type: 'RegularExpression', value: '/static/v2/.*' })] },
+    { name: 'all', rules: [{}] },
+  ]);
+  assert.equal(hit(r, '/static/a.png'), 'default/images/0', 'a regex (any segment) before a prefix');
+  assert.equal(hit(r, '/static/v2/a.png'), 'default/images/0', 'regexes tie on length: the older route');
+  assert.equal(hit(r, '/static/v2/a.css'), 'default/v2/0');
+  assert.equal(hit(r, '/static/a.css'), 'default/static/0');
+  assert.equal(hit(r, '/x.png'), 'default/images/0', 'a segment no match requires');
+  assert.equal(hit(r, '/staticx/a.css'), 'default/all/0');
+  assert.equal(hit(r, '/'), 'default/all/0');
+  assert.equal(hit(r, ''), 'default/all/0', 'an empty path (not from a valid request) still gets the catch-all');
 });
 
 test('method, header and query parameter conditions all apply (AND), matches of a rule are alternatives (OR)', () => {

@@ -57,7 +57,10 @@ export function applyHeaderEdit(edit: HeaderEdit, headers: HeaderLines): void {
   if (edit.remove.length > 0) {
     dropLines(headers, 0, edit.remove);
   }
-  for (const [name, value] of edit.set) {
+  // Indexed loops, no destructuring: iterating the frozen lists would allocate per request.
+  for (let i = 0; i < edit.set.length; i++) {
+    const name = edit.set[i]![0];
+    const value = edit.set[i]![1];
     const at = headers.lower.indexOf(name);
     if (at < 0) {
       headers.names.push(name);
@@ -68,7 +71,9 @@ export function applyHeaderEdit(edit: HeaderEdit, headers: HeaderLines): void {
     headers.values[at] = value;
     if (headers.lower.indexOf(name, at + 1) > 0) dropLines(headers, at + 1, name);
   }
-  for (const [name, value] of edit.add) {
+  for (let i = 0; i < edit.add.length; i++) {
+    const name = edit.add[i]![0];
+    const value = edit.add[i]![1];
     headers.names.push(name);
     headers.lower.push(name);
     headers.values.push(value);
@@ -100,13 +105,18 @@ function dropLines(headers: HeaderLines, from: number, drop: string | readonly s
  * Pseudo-headers (`:path`, `:authority`, …) are never touched.
  */
 export function applyHeaderEditToObject(edit: HeaderEdit, headers: Record<string, string | string[]>): void {
-  for (const name of edit.remove) {
+  for (let i = 0; i < edit.remove.length; i++) {
+    const name = edit.remove[i]!;
     if (!isPseudo(name)) delete headers[name];
   }
-  for (const [name, value] of edit.set) {
+  for (let i = 0; i < edit.set.length; i++) {
+    const name = edit.set[i]![0];
+    const value = edit.set[i]![1];
     if (!isPseudo(name)) headers[name] = value;
   }
-  for (const [name, value] of edit.add) {
+  for (let i = 0; i < edit.add.length; i++) {
+    const name = edit.add[i]![0];
+    const value = edit.add[i]![1];
     if (isPseudo(name)) continue;
     const old = headers[name];
     headers[name] = old === undefined ? value : typeof old === 'string' ? [old, value] : [...old, value];

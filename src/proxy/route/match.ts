@@ -1,5 +1,5 @@
 import type { GrpcRouteMatch, HeaderMatchConfig, HttpRouteMatch } from '../../config/route-schema.js';
-import { compileRouteRegex, escapeRegex } from './regex.js';
+import { compileRouteRegex, escapeRegex, regexLiteralPrefix } from './regex.js';
 import type { RequestView } from './types.js';
 
 /**
@@ -39,7 +39,7 @@ export interface MatchKey {
   readonly pathKind: 0 | 1 | 2;
   /** How the match ranks first: TIER_EXACT, TIER_PATTERN or TIER_PREFIX. */
   readonly tier: 0 | 1 | 2;
-  /** Exact: the path. PathPrefix: the prefix without a trailing `/` (so `/` is empty). Regex: unused. */
+  /** Exact: the path. PathPrefix: the prefix without a trailing `/` (so `/` is empty). Regex: a literal every matching path starts with (may be empty). */
   readonly path: string;
   readonly regex: RegExp | null;
   /** Characters that rank the match in its tier: the exact path's or the prefix's length; a gRPC pattern's service; 0 for an HTTPRoute regex. */
@@ -72,7 +72,7 @@ export function compileHttpMatch(match: HttpRouteMatch): MatchKey {
     return { ...common, pathKind: PATH_PREFIX, tier: TIER_PREFIX, path: prefix, regex: null, chars: prefix.length };
   }
   // The length of a pattern says nothing of how specific it is: regexes tie on characters.
-  return { ...common, pathKind: PATH_REGEX, tier: TIER_PATTERN, path: '', regex: compileRouteRegex(value), chars: 0 };
+  return { ...common, pathKind: PATH_REGEX, tier: TIER_PATTERN, path: regexLiteralPrefix(value), regex: compileRouteRegex(value), chars: 0 };
 }
 
 /**
@@ -101,7 +101,7 @@ export function compileGrpcMatch(match: GrpcRouteMatch): MatchKey {
     ...common,
     pathKind: PATH_REGEX,
     tier: TIER_PATTERN,
-    path: '',
+    path: '/',
     // The lookahead keeps a pattern such as `.*` within its segment (a service has no /).
     regex: compileRouteRegex(`/(?=[^/]+/[^/]+$)${part(service)}/${part(method)}`),
     chars: service?.length ?? 0,
@@ -117,22 +117,26 @@ export function pathMatches(key: MatchKey, path: string): boolean {
     return path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 0x2f);
   }
   if (key.pathKind === PATH_EXACT) return path === key.path;
-  return key.regex!.test(path);
+  // The literal prefix first: most requests are told apart without running the regex.
+  return path.startsWith(key.path) && key.regex!.test(path);
 }
 
 /** Whether method, headers and query parameters match (the path is checked by the caller). */
 export function conditionsMatch(key: MatchKey, req: RequestView): boolean {
   if (key.method !== null && req.method !== key.method) return false;
-  for (const h of key.headers) {
+  const headers = key.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i]!;
     const value = req.header(h.name);
     if (value === undefined) return false;
     if (h.exact !== null ? value !== h.exact : !h.regex!.test(value)) return false;
   }
-  if (key.query.length > 0) {
+  const conditions = key.query;
+  if (conditions.length > 0) {
     const query = req.query;
     if (query === null) return false;
-    for (const q of key.query) {
-      if (!queryMatches(query, q)) return false;
+    for (let i = 0; i < conditions.length; i++) {
+      if (!queryMatches(query, conditions[i]!)) return false;
     }
   }
   return true;

@@ -1,4 +1,19 @@
+import { getRandomValues } from 'node:crypto';
 import type { BackendPicker } from './types.js';
+
+/**
+ * The default source of the draws: xorshift32, seeded once from the system's randomness.
+ * Good enough to spread requests by weight, and, unlike Math.random (whose cache refills
+ * allocate), it allocates nothing per draw.
+ */
+let state = getRandomValues(new Uint32Array(1))[0]! | 1;
+
+function nextUnit(): number {
+  state ^= state << 13;
+  state ^= state >>> 17;
+  state ^= state << 5;
+  return (state >>> 0) / 4294967296;
+}
 
 /** One backendRef of a rule, resolved: `backend` is null when the ref named nothing usable. */
 export interface WeightedBackend<B> {
@@ -10,9 +25,10 @@ export interface WeightedBackend<B> {
  * Weight-proportional random choice among a rule's backends. An unresolved backendRef
  * (backend null) keeps its share: `pick()` returns null for that share of requests, and the
  * pipeline answers them 500 (Gateway API: requests that would go to an invalid backend get
- * a 500, the others are routed normally). `random` returns a number in [0, 1).
+ * a 500, the others are routed normally). `random`, when given, returns numbers in [0, 1)
+ * (tests inject a seeded one); by default a built-in generator draws.
  */
-export function compilePicker<B>(entries: readonly WeightedBackend<B>[], random: () => number = Math.random): BackendPicker<B> & { readonly totalWeight: number } {
+export function compilePicker<B>(entries: readonly WeightedBackend<B>[], random?: () => number): BackendPicker<B> & { readonly totalWeight: number } {
   const used = entries.filter((e) => e.weight > 0);
   const all = [...new Set(used.flatMap((e) => (e.backend === null ? [] : [e.backend])))];
   const resolvedWeight = used.reduce((sum, e) => sum + (e.backend === null ? 0 : e.weight), 0);
@@ -31,9 +47,9 @@ class Weighted<B> implements BackendPicker<B> {
   readonly #ends: Float64Array;
   readonly #backends: readonly (B | null)[];
   readonly #sum: number;
-  readonly #random: () => number;
+  readonly #random: (() => number) | null;
 
-  constructor(used: readonly WeightedBackend<B>[], all: B[], random: () => number, resolvedWeight: number) {
+  constructor(used: readonly WeightedBackend<B>[], all: B[], random: (() => number) | undefined, resolvedWeight: number) {
     this.all = Object.freeze(all);
     this.totalWeight = resolvedWeight;
     this.#backends = Object.freeze(used.map((e) => e.backend));
@@ -44,11 +60,11 @@ class Weighted<B> implements BackendPicker<B> {
       this.#ends[i] = sum;
     });
     this.#sum = sum;
-    this.#random = random;
+    this.#random = random ?? null;
   }
 
   pick(): B | null {
-    const r = this.#random() * this.#sum;
+    const r = (this.#random === null ? nextUnit() : this.#random()) * this.#sum;
     const ends = this.#ends;
     // At most 16 backends per rule: a linear scan beats a binary search.
     for (let i = 0; i < ends.length - 1; i++) {

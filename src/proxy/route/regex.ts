@@ -30,6 +30,24 @@ export function compileRouteRegex(source: string): RegExp {
   return new RegExp(`^(?:${source})$`);
 }
 
+const META = new Set('\\^$.|?*+()[]{}');
+
+/**
+ * A literal every value the (anchored) pattern matches starts with, for a cheap
+ * `startsWith` before the regex runs: the plain characters at the start of the pattern,
+ * less the last one when a `?`, `*` or `{` makes it optional. Empty when the pattern has a
+ * `|` anywhere (an alternation may bypass it).
+ */
+export function regexLiteralPrefix(source: string): string {
+  if (source.includes('|')) return '';
+  let i = source.startsWith('^') ? 1 : 0;
+  const from = i;
+  while (i < source.length && !META.has(source[i]!)) i++;
+  const next = source[i];
+  const end = next === '?' || next === '*' || next === '{' ? i - 1 : i;
+  return source.slice(from, Math.max(from, end));
+}
+
 /** Escapes a literal for use inside a RegExp. */
 export function escapeRegex(literal: string): string {
   return literal.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');

@@ -1,5 +1,5 @@
 import type { BackendRefConfig, GrpcRouteRule, HttpRouteRule, StaticRoute, TcpRouteRule } from '../../config/route-schema.js';
-import { compileGrpcMatch, compileHttpMatch, conditionsMatch, pathMatches, TIER_EXACT, type MatchKey } from './match.js';
+import { compileGrpcMatch, compileHttpMatch, conditionsMatch, pathMatches, PATH_PREFIX, TIER_EXACT, type MatchKey } from './match.js';
 import { compileGrpcRule, compileHttpRule } from './rule.js';
 import type { CompiledRule, RequestView, Router } from './types.js';
 
@@ -51,7 +51,7 @@ export type TcpRouteInput = RouteCommon & { readonly rules: readonly TcpRouteRul
 
 /** Options of the compilers. */
 export interface RouteCompileOptions {
-  /** Random numbers in [0, 1) for weighted picking (tests inject a seeded one). */
+  /** Random numbers in [0, 1) for weighted picking (tests inject a seeded one); default: a built-in generator. */
   readonly random?: () => number;
 }
 
@@ -71,7 +71,7 @@ interface Entry<B> extends MatchKey {
  * It is called once per backendRef here, never per request.
  */
 export function compileRouter<B>(routes: readonly RouteInput[], resolve: (ref: BackendRefConfig) => B | null, options: RouteCompileOptions = {}): Router<B> {
-  const random = options.random ?? Math.random;
+  const random = options.random;
   const entries: Entry<B>[] = [];
   for (const route of routes) {
     const routeKey = `${route.namespace}/${route.name}`;
@@ -92,7 +92,64 @@ export function compileRouter<B>(routes: readonly RouteInput[], resolve: (ref: B
     else if (exact.has(e.path)) exact.get(e.path)!.push(e);
     else exact.set(e.path, [e]);
   }
-  return new Table(exact, rest);
+  return new Table(exact, indexBySegment(rest));
+}
+
+/**
+ * The pattern and prefix matches, bucketed by the first path segment they require (when
+ * their literal start pins it down: `/api/...` requires `api`), under a hash of that
+ * segment; a match that requires none is in every bucket. Each bucket keeps the precedence
+ * order, so a request scans only the matches that can take its first segment. Hash
+ * collisions only put more matches in a bucket: each is still tested.
+ */
+function indexBySegment<B>(rest: readonly Entry<B>[]): SegmentIndex<B> {
+  const buckets = new Map<number, Entry<B>[]>();
+  const any: Entry<B>[] = [];
+  // In precedence order: a bucket starts with the any-segment matches seen so far.
+  for (const e of rest) {
+    const hash = requiredSegmentHash(e);
+    if (hash === null) {
+      any.push(e);
+      for (const bucket of buckets.values()) bucket.push(e);
+    } else {
+      const bucket = buckets.get(hash);
+      if (bucket === undefined) buckets.set(hash, [...any, e]);
+      else bucket.push(e);
+    }
+  }
+  return { buckets, any };
+}
+
+interface SegmentIndex<B> {
+  readonly buckets: ReadonlyMap<number, readonly Entry<B>[]>;
+  /** The matches that require no particular first segment (the bucket of any other segment). */
+  readonly any: readonly Entry<B>[];
+}
+
+/** Hash of the first segment every path the match takes must have, or null when it can be anything. */
+function requiredSegmentHash(e: MatchKey): number | null {
+  const literal = e.path;
+  if (literal.length < 2 || literal.charCodeAt(0) !== 0x2f) return null;
+  const slash = literal.indexOf('/', 1);
+  // A prefix match ends on a segment boundary; a regex's literal start only up to its next `/`.
+  if (slash < 0 && e.pathKind !== PATH_PREFIX) return null;
+  return segmentHash(literal, slash < 0 ? literal.length : slash);
+}
+
+/**
+ * FNV-1a of `path` from index 1 up to `end` (its first segment), kept within 30 bits so
+ * that it is a small integer (no heap number is allocated per request).
+ */
+function segmentHash(path: string, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 1; i < end; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193);
+  return h & 0x3fffffff;
+}
+
+/** End of the first segment of a request path: the second `/`, else the length. */
+function firstSegmentEnd(path: string): number {
+  for (let i = 1; i < path.length; i++) if (path.charCodeAt(i) === 0x2f) return i;
+  return path.length;
 }
 
 /** The precedence order above, as a sort comparator (negative: `a` first). */
@@ -119,10 +176,10 @@ function compareStrings(a: string, b: string): number {
 class Table<B> implements Router<B> {
   /** Exact paths: an exact match outranks every other kind, so they are looked up first. */
   readonly #exact: ReadonlyMap<string, readonly Entry<B>[]>;
-  /** Pattern and prefix matches, in precedence order. */
-  readonly #rest: readonly Entry<B>[];
+  /** Pattern and prefix matches, in precedence order, by first segment. */
+  readonly #rest: SegmentIndex<B>;
 
-  constructor(exact: ReadonlyMap<string, readonly Entry<B>[]>, rest: readonly Entry<B>[]) {
+  constructor(exact: ReadonlyMap<string, readonly Entry<B>[]>, rest: SegmentIndex<B>) {
     this.#exact = exact;
     this.#rest = rest;
   }
@@ -132,10 +189,13 @@ class Table<B> implements Router<B> {
     if (this.#exact.size > 0) {
       const list = this.#exact.get(path);
       if (list !== undefined) {
-        for (const e of list) if (conditionsMatch(e, req)) return e.rule;
+        for (let i = 0; i < list.length; i++) if (conditionsMatch(list[i]!, req)) return list[i]!.rule;
       }
     }
-    for (const e of this.#rest) {
+    const rest = this.#rest;
+    const list = rest.buckets.size === 0 ? rest.any : (rest.buckets.get(segmentHash(path, firstSegmentEnd(path))) ?? rest.any);
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
       if (pathMatches(e, path) && conditionsMatch(e, req)) return e.rule;
     }
     return null;

@@ -14,7 +14,8 @@ export interface RuleContext<B> {
   /** The rule's `CompiledRule.name`: `<namespace>/<route>/<rule name or index>`. */
   readonly name: string;
   readonly resolve: (ref: BackendRefConfig) => B | null;
-  readonly random: () => number;
+  /** Draws for weighted picking; undefined: the picker's own generator. */
+  readonly random: (() => number) | undefined;
 }
 
 /**

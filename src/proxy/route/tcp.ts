@@ -15,7 +15,7 @@ export function compileTcpRoutes<B>(routes: readonly TcpRouteInput[], resolve: (
   if (routes.length === 0) return null;
   const winner = [...routes].sort((a, b) => a.createdOrder - b.createdOrder || compareKeys(a, b))[0]!;
   const refs = winner.rules.flatMap((rule) => rule.backendRefs);
-  return compileBackends(refs, { namespace: winner.namespace, resolve, random: options.random ?? Math.random });
+  return compileBackends(refs, { namespace: winner.namespace, resolve, random: options.random });
 }
 
 function compareKeys(a: TcpRouteInput, b: TcpRouteInput): number {
