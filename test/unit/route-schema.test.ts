@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/problems.js';
 import { grpcRouteSpec, httpRouteSpec, staticRoutesSchema, tcpRouteSpec, ROUTE_DOCS } from '../../src/config/route-schema.js';
@@ -345,4 +347,21 @@ test('gRPC status names and numbers', () => {
   assert.equal(parseGrpcRetryCode(16), 16);
   assert.match(String(parseGrpcRetryCode(1.5)), /not a gRPC status/);
   assert.match(String(parseGrpcRetryCode('toString')), /not a gRPC status/);
+});
+
+test('every YAML example of docs/routing.md is valid', () => {
+  const md = readFileSync(new URL('../../../docs/routing.md', import.meta.url), 'utf8');
+  const blocks = [...md.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parse(m[1]!) as Record<string, unknown>);
+  const specs = { HTTPRoute: httpRouteSpec, GRPCRoute: grpcRouteSpec, TCPRoute: tcpRouteSpec } as const;
+  let checked = 0;
+  for (const doc of blocks) {
+    if (typeof doc['kind'] === 'string') {
+      validateConfig(specs[doc['kind'] as keyof typeof specs], doc['spec'], ROUTE_DOCS);
+      checked++;
+    } else {
+      for (const upstream of doc['upstreams'] as { routes: unknown }[]) validateConfig(staticRoutesSchema, upstream.routes, ROUTE_DOCS);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 10, `only ${checked} examples found`);
 });
