@@ -91,7 +91,8 @@ const backendRef = z
     ...backendObjectRef,
     /** Relative share of requests (Gateway API); 0 sends nothing to this backend. */
     weight: z.number().int('weight is a whole number').min(0, 'weight is 0-1000000').max(1_000_000, 'weight is 0-1000000').default(1),
-    filters: z.never({ message: 'per-backend filters are not supported by weft: put the filters on the rule' }).optional(),
+    /** Refused unless empty (manifests sometimes carry `filters: []`). */
+    filters: z.array(z.unknown()).max(0, 'per-backend filters are not supported by weft: put the filters on the rule').optional(),
   })
   .transform(({ filters: _filters, ...ref }) => ref);
 

@@ -96,7 +96,7 @@ test('HTTPRoute: parentRefs, rules and the unsupported Gateway API fields are re
     ['rules.0.filters.1', /CORS filters are not supported by weft/],
     ['rules.0.filters.2.type', /filter type must be RequestHeaderModifier, ResponseHeaderModifier, URLRewrite, RequestRedirect or RequestMirror/],
   ]);
-  expectProblems(httpRouteSpec, { parentRefs, rules: [{ backendRefs: [{ name: 'a', kind: 'Pod', filters: [], weight: -1 }, { name: 'B' }] }] }, [
+  expectProblems(httpRouteSpec, { parentRefs, rules: [{ backendRefs: [{ name: 'a', kind: 'Pod', filters: [{ type: 'RequestHeaderModifier' }], weight: -1 }, { name: 'B' }, { name: 'c', filters: [] }] }] }, [
     ['rules.0.backendRefs.0.kind', /kind must be Service/],
     ['rules.0.backendRefs.0.filters', /per-backend filters are not supported/],
     ['rules.0.backendRefs.0.weight', /0-1000000/],
