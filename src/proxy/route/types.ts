@@ -17,9 +17,13 @@ export interface RequestView {
   header(lowerName: string): string | undefined;
 }
 
-/** One header edit list of a RequestHeaderModifier / ResponseHeaderModifier filter, compiled. */
+/**
+ * One header edit list of a RequestHeaderModifier / ResponseHeaderModifier filter, compiled.
+ * Every name is lower case. Apply with `applyHeaderEdit` (HTTP/1 lines) or
+ * `applyHeaderEditToObject` (HTTP/2) from `header-edit.ts`.
+ */
 export interface HeaderEdit {
-  /** Lower-case names to remove (applied first), then `set` (replaces), then `add` (appends). */
+  /** Names to remove (applied first), then `set` (replaces), then `add` (appends). */
   readonly remove: readonly string[];
   readonly set: readonly (readonly [name: string, value: string])[];
   readonly add: readonly (readonly [name: string, value: string])[];
@@ -39,8 +43,13 @@ export interface CompiledRewrite {
   path(req: RequestView): string | null;
 }
 
-/** Weighted backends of one rule: `pick()` draws one by weight (null: every weight is 0 or none resolved). */
+/** Weighted backends of one rule: `pick()` draws one by weight. */
 export interface BackendPicker<B> {
+  /**
+   * A backend for this request, or null: the draw fell on the share of a backendRef that
+   * did not resolve (or no weight is on a resolved one). Gateway API: answer that request
+   * 500 (gRPC: UNAVAILABLE); a TCP connection is closed.
+   */
   pick(): B | null;
   /** Every distinct backend the rule may send to (for validation and metrics). */
   readonly all: readonly B[];
@@ -62,11 +71,12 @@ export interface CompiledRule<B> {
   /** `<namespace>/<route name>/<rule index or rule name>`: the `route` label of metrics and logs. */
   readonly name: string;
   readonly backends: BackendPicker<B>;
-  /** True when the rule lists no backendRefs, or none resolved: Gateway API answers 500. */
+  /** True when `backends.pick()` can only give null (no backendRefs, none resolved, or all weights 0): Gateway API answers 500. */
   readonly noBackends: boolean;
   readonly requestHeaders: HeaderEdit | null;
   readonly responseHeaders: HeaderEdit | null;
   readonly rewrite: CompiledRewrite | null;
+  /** When set, the rule answers with this redirect (it has no backends: the schema refuses both). */
   readonly redirect: CompiledRedirect | null;
   /** RequestMirror: a copy of the request goes to this backend (responses ignored), for `percent` of requests. */
   readonly mirror: { readonly backend: B; readonly percent: number } | null;
