@@ -51,7 +51,7 @@ Static mode and both:
   --trust-domain TD            WEFT_TRUST_DOMAIN   default: from the issuer or certificate
   --inbound ADDR               WEFT_INBOUND        mTLS listen address, e.g. 0.0.0.0:8443
   --app ADDR                   WEFT_APP            the app's plaintext address, e.g. 127.0.0.1:8080
-  --protocol http|tcp          WEFT_PROTOCOL       inbound protocol (default http)
+  --protocol P                 WEFT_PROTOCOL       inbound protocol: http, http2, grpc, tcp or auto (default auto: detected)
   --mtls strict|permissive     WEFT_MTLS           default strict
   --allow SPIFFE_ID            WEFT_ALLOW          allowed callers (repeat; variable: space-separated)
   --upstream NAME=LISTEN=EP[,EP][=tcp]  WEFT_UPSTREAMS  static upstream (repeat; variable: space-separated)

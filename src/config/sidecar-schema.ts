@@ -4,6 +4,8 @@ import { isLoopback, type HostPort } from './address.js';
 import { parseDuration } from '../duration.js';
 import { dnsLabel, duration, hostPort, spiffeId } from './common-schema.js';
 import { authorizationRuleSchema } from '../control/resources.js';
+import { staticRoutesSchema, type StaticRoute } from './route-schema.js';
+import { inboundTrafficPolicySchema, upstreamTrafficPolicySchema, type TrafficPolicyConfig } from './traffic-policy-schema.js';
 
 // The configuration is validated once at start and on each reload: zod's JIT (code generated
 // with new Function on an object schema's first parse) costs more than it saves there.
@@ -11,7 +13,28 @@ z.config({ jitless: true });
 
 const name = dnsLabel;
 
-const protocol = z.enum(['http', 'tcp'], { message: 'protocol must be http or tcp' });
+/**
+ * http: HTTP/1.1 and HTTP/2 (by ALPN or the HTTP/2 preface); http2 and grpc: the same, with
+ * the intent declared; tcp: opaque bytes; auto: detected per connection from the first bytes.
+ */
+const protocol = z.enum(['http', 'http2', 'grpc', 'tcp', 'auto'], { message: 'protocol must be http, http2, grpc, tcp or auto' });
+
+const metadataName = z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i, 'a metadata name is letters, digits, ".", "_" or "-"');
+
+/** A static endpoint: "host:port", or {address, metadata, weight} for subsets and weighted balancing. */
+const endpointSchema = z.union(
+  [
+    hostPort.transform((address) => ({ address, metadata: {} as Record<string, string>, weight: 1 })),
+    z.strictObject({
+      address: hostPort,
+      /** Matched by a route backendRef's `subset` (e.g. version: v2). */
+      metadata: z.record(metadataName, z.string().max(253)).default({}),
+      /** For WeightedRoundRobin and LeastRequest (default 1). */
+      weight: z.number().int().min(1).max(1000).default(1),
+    }),
+  ],
+  { message: 'an endpoint is "host:port" or {address: "host:port", metadata: {...}, weight: N}' },
+);
 
 const issuerSchema = z
   .strictObject({
@@ -71,6 +94,8 @@ const inboundSchema = z
     strictDryRun: z.boolean().optional(),
     allow: z.array(spiffeId).optional(),
     authorization: authorizationSchema.optional(),
+    /** The destination side of the traffic policy: the local rate limit (docs/resilience.md). */
+    trafficPolicy: inboundTrafficPolicySchema.optional(),
   })
   .superRefine((v, ctx) => {
     if (v.strictDryRun === true && (v.mtls ?? 'strict') !== 'strict') {
@@ -106,8 +131,12 @@ const upstreamSchema = z.strictObject({
   /** Static mode: default http. Connected mode: default the service's declared protocol. */
   protocol: protocol.optional(),
   /** Static mode only (at least one); connected mode takes the catalog's healthy instances. */
-  endpoints: z.array(hostPort).optional(),
+  endpoints: z.array(endpointSchema).optional(),
   identity: spiffeId.optional(),
+  /** Static routes (HTTPRoute, GRPCRoute, TCPRoute rules) attached to this upstream (docs/routing.md). */
+  routes: staticRoutesSchema.optional(),
+  /** Load balancing, circuit breaking, outlier detection, retry budget, fault injection (docs/resilience.md). */
+  trafficPolicy: upstreamTrafficPolicySchema.optional(),
 });
 
 /** Connected mode: the control plane this sidecar enrolls with and follows. */
@@ -132,7 +161,7 @@ const serverSchema = z.strictObject({
   /** The address callers reach this instance on; default: this host's address toward the server. */
   advertise: z.string().refine((a) => isIP(a) !== 0, 'advertise must be an IP address').optional(),
   /** Registered with the instance (e.g. version: v2), for routing by subset. */
-  metadata: z.record(z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/i, 'a metadata name is letters, digits, ".", "_" or "-"'), z.string().max(253)).default({}),
+  metadata: z.record(metadataName, z.string().max(253)).default({}),
 });
 
 const limitsSchema = z.strictObject({
@@ -182,7 +211,7 @@ export const sidecarConfigSchema = z
       });
     }
     if (connected && cfg.inbound) {
-      for (const field of ['protocol', 'mtls', 'strictDryRun', 'authorization'] as const) {
+      for (const field of ['protocol', 'mtls', 'strictDryRun', 'authorization', 'trafficPolicy'] as const) {
         if (cfg.inbound[field] !== undefined) {
           ctx.addIssue({ code: 'custom', path: ['inbound', field], message: `in connected mode the server's Service resource sets the inbound ${field}: remove it here (docs/control-plane.md)` });
         }
@@ -198,6 +227,22 @@ export const sidecarConfigSchema = z
       if (connected && u.identity !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'identity'], message: 'in connected mode the identity comes from the server: remove it' });
       }
+      for (const field of ['routes', 'trafficPolicy'] as const) {
+        if (connected && u[field] !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['upstreams', i, field], message: `in connected mode ${field === 'routes' ? 'routes come from HTTPRoute, GRPCRoute and TCPRoute resources' : "the traffic policy comes from the Service resource's trafficPolicy"} on the server: remove it here (docs/routing.md)` });
+        }
+      }
+      const names = new Set(cfg.upstreams.map((x) => `${x.namespace ?? cfg.namespace}/${x.name}`));
+      (u.routes ?? []).forEach((route, r) => {
+        route.rules.forEach((rule, k) => {
+          const refs = [...(rule.backendRefs ?? []).map((b, j) => ({ b, path: ['backendRefs', j] })), ...mirrorRefs(rule).map((b) => ({ b, path: ['filters'] }))];
+          for (const { b, path } of refs) {
+            if (!names.has(`${b.namespace ?? u.namespace ?? cfg.namespace}/${b.name}`)) {
+              ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'routes', r, 'rules', k, ...path], message: `backendRef ${b.name} is not an upstream of this sidecar: add an upstream named ${b.name} (its endpoints are the backend), or fix the name` });
+            }
+          }
+        });
+      });
     });
     const seen = new Map<string, string>();
     const claim = (addr: HostPort, path: (string | number)[]) => {
@@ -220,14 +265,47 @@ export const sidecarConfigSchema = z
   .transform((cfg) => {
     // Static mode: the documented defaults. Connected mode: the server's snapshot fills them.
     if (cfg.server !== undefined) return cfg;
-    const inbound = cfg.inbound && { ...cfg.inbound, protocol: cfg.inbound.protocol ?? 'http', mtls: cfg.inbound.mtls ?? 'strict', strictDryRun: cfg.inbound.strictDryRun ?? false };
-    return { ...cfg, inbound, upstreams: cfg.upstreams.map((u) => ({ ...u, protocol: u.protocol ?? 'http' })) };
+    const inbound = cfg.inbound && { ...cfg.inbound, protocol: cfg.inbound.protocol ?? 'auto', mtls: cfg.inbound.mtls ?? 'strict', strictDryRun: cfg.inbound.strictDryRun ?? false };
+    return { ...cfg, inbound, upstreams: cfg.upstreams.map((u) => ({ ...u, protocol: u.protocol ?? 'auto' })) };
   });
 
-/** Validated sidecar configuration: durations in milliseconds, addresses parsed. */
-export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
+/** The backendRefs of a rule's RequestMirror filters. */
+function mirrorRefs(rule: object): { name: string; namespace?: string | undefined }[] {
+  const out: { name: string; namespace?: string | undefined }[] = [];
+  for (const f of (rule as { filters?: readonly unknown[] }).filters ?? []) {
+    const mirror = (f as { requestMirror?: { backendRef?: { name: string; namespace?: string } } }).requestMirror;
+    if (mirror?.backendRef !== undefined) out.push(mirror.backendRef);
+  }
+  return out;
+}
+
+/** A service the control plane's snapshot knows: what routes may send to (connected mode). */
+export interface MeshServiceConfig {
+  readonly name: string;
+  readonly namespace: string;
+  readonly identity: string;
+  readonly endpoints: readonly EndpointConfig[];
+  readonly trafficPolicy: TrafficPolicyConfig | undefined;
+}
+
+/** A route attached to an upstream: static (`upstreams[].routes`), or from the server with its namespace and creation order. */
+export type UpstreamRoute = StaticRoute & { readonly namespace?: string; readonly createdOrder?: number };
+
+type ValidatedConfig = z.output<typeof sidecarConfigSchema>;
+
+/**
+ * Validated sidecar configuration: durations in milliseconds, addresses parsed. In
+ * connected mode `meshServices` holds the snapshot's services (route backends) and
+ * upstream routes carry their namespace and creation order.
+ */
+export type SidecarConfig = Omit<ValidatedConfig, 'upstreams'> & {
+  readonly upstreams: readonly (Omit<ValidatedConfig['upstreams'][number], 'routes'> & { readonly routes?: readonly UpstreamRoute[] | undefined })[];
+  readonly meshServices?: readonly MeshServiceConfig[];
+};
 export type InboundConfig = NonNullable<SidecarConfig['inbound']>;
 export type UpstreamConfig = SidecarConfig['upstreams'][number];
 export type LimitsConfig = SidecarConfig['limits'];
 export type IdentityConfig = NonNullable<SidecarConfig['identity']>;
 export type ServerConfig = NonNullable<SidecarConfig['server']>;
+export type EndpointConfig = NonNullable<UpstreamConfig['endpoints']>[number];
+export type ListenerProtocol = z.output<typeof protocol>;

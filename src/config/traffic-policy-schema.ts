@@ -136,7 +136,12 @@ const outlierDetectionSchema = z
  */
 const retryBudgetSchema = z.strictObject({
   /** Retries as a share of requests in the window, 0 to 100. Default 20. */
-  percent: percent('percent').default(20),
+  // Above 100 is allowed: a service where most requests need one retry (Linkerd's retryRatio may exceed 1 too).
+  percent: z
+    .number({ message: 'retryBudget.percent must be a number from 0 to 1000 (retries as a percentage of requests)' })
+    .min(0, 'retryBudget.percent must be from 0 to 1000')
+    .max(1000, 'retryBudget.percent must be from 0 to 1000')
+    .default(20),
   /** Retries per second always allowed, whatever the request volume. Default 10. */
   minRetriesPerSecond: z
     .number({ message: 'minRetriesPerSecond must be a number' })

@@ -3,6 +3,8 @@ import { dnsLabel, duration, spiffeId } from '../config/common-schema.js';
 import { RESERVED_NAMESPACE } from '../config/names.js';
 import { ConfigError, type ConfigProblem } from '../config/problems.js';
 import { validateConfig } from '../config/load.js';
+import { grpcRouteSpec, httpRouteSpec, ROUTE_KINDS, tcpRouteSpec } from '../config/route-schema.js';
+import { trafficPolicySchema } from '../config/traffic-policy-schema.js';
 
 /**
  * The control plane's resource kinds, as users write them (YAML or JSON):
@@ -48,7 +50,10 @@ const healthCheck = z
   });
 
 const serviceSpec = z.strictObject({
-  protocol: z.enum(['http', 'tcp'], { message: 'protocol must be http or tcp' }).default('http'),
+  /** Absent: detected per connection (HTTP/1, HTTP/2, or opaque TCP; docs/protocols.md). */
+  protocol: z.enum(['http', 'http2', 'grpc', 'tcp'], { message: 'protocol must be http, http2, grpc or tcp (or absent: detected)' }).optional(),
+  /** The destination's traffic policy: load balancing, limits, outlier detection, retry budget, rate limit, faults (docs/resilience.md). */
+  trafficPolicy: trafficPolicySchema.optional(),
   mtls: z
     .strictObject({
       mode: mtlsMode,
@@ -103,6 +108,8 @@ const authorizationPolicySpec = z.strictObject({
 });
 
 const metadata = z.strictObject({ name: dnsLabel('metadata.name'), namespace: dnsLabel('metadata.namespace').optional() });
+/** Gateway API routes may carry their apiVersion (gateway.networking.k8s.io/v1, v1alpha2); it is not checked. */
+const apiVersion = z.string().optional();
 
 const resourceSchema = z.discriminatedUnion(
   'kind',
@@ -110,8 +117,11 @@ const resourceSchema = z.discriminatedUnion(
     z.strictObject({ kind: z.literal('Mesh'), metadata, spec: meshSpec }),
     z.strictObject({ kind: z.literal('Service'), metadata, spec: serviceSpec }),
     z.strictObject({ kind: z.literal('AuthorizationPolicy'), metadata, spec: authorizationPolicySpec }),
+    z.strictObject({ apiVersion, kind: z.literal('HTTPRoute'), metadata, spec: httpRouteSpec }),
+    z.strictObject({ apiVersion, kind: z.literal('GRPCRoute'), metadata, spec: grpcRouteSpec }),
+    z.strictObject({ apiVersion, kind: z.literal('TCPRoute'), metadata, spec: tcpRouteSpec }),
   ],
-  { message: 'kind must be Mesh, Service or AuthorizationPolicy' },
+  { message: 'kind must be Mesh, Service, AuthorizationPolicy, HTTPRoute, GRPCRoute or TCPRoute' },
 );
 
 export type Resource = z.output<typeof resourceSchema>;
@@ -122,7 +132,8 @@ export type AuthorizationPolicySpec = z.output<typeof authorizationPolicySpec>;
 /** One rule of an AuthorizationPolicy, validated (see docs/authorization.md). */
 export type AuthorizationRule = z.output<typeof rule>;
 export type AuthorizationSource = z.output<typeof source>;
-export const RESOURCE_KINDS = ['Mesh', 'Service', 'AuthorizationPolicy'] as const;
+export const RESOURCE_KINDS = ['Mesh', 'Service', 'AuthorizationPolicy', ...ROUTE_KINDS] as const;
+export { ROUTE_KINDS };
 
 /** The schema, for callers that locate problems in a YAML file themselves (`weft apply`). */
 export const resourceValidator = resourceSchema;

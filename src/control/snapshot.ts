@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Catalog, CatalogInstance } from './catalog.js';
-import { MESH_NAMESPACE, type AuthorizationPolicySpec, type AuthorizationRule, type HealthCheckSpec, type MeshSpec, type ServiceSpec } from './resources.js';
+import { MESH_NAMESPACE, ROUTE_KINDS, type AuthorizationPolicySpec, type AuthorizationRule, type HealthCheckSpec, type MeshSpec, type ServiceSpec } from './resources.js';
 import { DEFAULT_MESH, effectiveMtls, type EffectiveMtls } from './mtls-mode.js';
 import type { Store, StoredResource } from './store/store.js';
 import { serviceSpiffeId } from '../pki/spiffe.js';
+import type { TrafficPolicyConfig } from '../config/traffic-policy-schema.js';
+import type { StaticRoute } from '../config/route-schema.js';
 
 /**
  * What one sidecar needs to know, compiled by the server from the resources and the
@@ -22,7 +24,10 @@ export interface Snapshot {
   readonly trustDomain: string;
   readonly trustBundle: string;
   readonly inbound: {
-    readonly protocol: 'http' | 'tcp';
+    /** auto: the Service declares no protocol (the sidecar detects it). */
+    readonly protocol: SnapshotProtocol;
+    /** The Service's trafficPolicy.rateLimit, enforced by this sidecar, or null. */
+    readonly rateLimit: TrafficPolicyConfig['rateLimit'] | null;
     readonly mtls: EffectiveMtls;
     readonly healthCheck: HealthCheckSpec | null;
     readonly authorization: {
@@ -40,9 +45,23 @@ export interface SnapshotService {
   readonly name: string;
   readonly namespace: string;
   readonly identity: string;
-  readonly protocol: 'http' | 'tcp';
+  readonly protocol: SnapshotProtocol;
   readonly endpoints: readonly { readonly address: string; readonly port: number; readonly metadata: Readonly<Record<string, string>> }[];
+  /** The Service's trafficPolicy (applied by each caller's sidecar), or null. */
+  readonly trafficPolicy: TrafficPolicyConfig | null;
+  /** HTTPRoute, GRPCRoute and TCPRoute resources attached to this service (parentRefs), oldest first. */
+  readonly routes: readonly SnapshotRoute[];
 }
+
+/** A service's protocol as a sidecar sees it. */
+export type SnapshotProtocol = 'http' | 'http2' | 'grpc' | 'tcp' | 'auto';
+
+/**
+ * A route attached to a service: what a caller's sidecar compiles into its route table,
+ * with its namespace and `createdOrder`, the store revision that created it (Gateway API
+ * breaks precedence ties by age).
+ */
+export type SnapshotRoute = StaticRoute & { readonly namespace: string; readonly createdOrder: number };
 
 /**
  * The version of "everything a snapshot is built from": it moves on every store change
@@ -111,7 +130,7 @@ export class SnapshotFeed {
 
   /** The snapshot of `service` in `namespace` now. */
   async build(namespace: string, service: string): Promise<Snapshot> {
-    const { mesh, services, policies: allPolicies, instances } = await this.#inputs();
+    const { mesh, services, policies: allPolicies, routes, instances } = await this.#inputs();
     const specOf = (ns: string, name: string) => services.find((s) => s.namespace === ns && s.name === name)?.spec as unknown as ServiceSpec | undefined;
     const own = specOf(namespace, service);
     const policies = allPolicies
@@ -124,7 +143,8 @@ export class SnapshotFeed {
       trustDomain: this.#trustDomain,
       trustBundle: this.#bundlePem(),
       inbound: {
-        protocol: own?.protocol ?? 'http',
+        protocol: (own?.protocol ?? 'auto') as SnapshotProtocol,
+        rateLimit: own?.trafficPolicy?.rateLimit ?? null,
         mtls: effectiveMtls(mesh, own),
         healthCheck: own?.healthCheck ?? null,
         authorization: { defaultAction: (mesh ?? DEFAULT_MESH).authorization.defaultAction, policies },
@@ -133,10 +153,12 @@ export class SnapshotFeed {
         name,
         namespace: ns,
         identity: serviceSpiffeId(this.#trustDomain, ns, name),
-        protocol: specOf(ns, name)?.protocol ?? 'http',
+        protocol: (specOf(ns, name)?.protocol ?? 'auto') as SnapshotProtocol,
         endpoints: instances
           .filter((i) => i.namespace === ns && i.service === name && i.health === 'passing')
           .map((i) => ({ address: i.address, port: i.port, metadata: i.metadata })),
+        trafficPolicy: specOf(ns, name)?.trafficPolicy ?? null,
+        routes: routes.filter((r) => attachedTo(r, ns, name)).map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, createdOrder: r.createdRevision, rules: (r.spec as { rules: unknown }).rules }) as SnapshotRoute),
       })),
     };
     return { hash: createHash('sha256').update(JSON.stringify(content)).digest('base64url').slice(0, 22), ...content };
@@ -150,13 +172,16 @@ export class SnapshotFeed {
   #inputs(): Promise<SnapshotInputs> {
     if (this.#cached !== null && this.#cached.version === this.#version) return this.#cached.inputs;
     const inputs = (async (): Promise<SnapshotInputs> => {
-      const [mesh, services, policies, instances] = await Promise.all([
+      const [mesh, services, policies, instances, ...routeLists] = await Promise.all([
         this.#store.get('Mesh', MESH_NAMESPACE, 'default'),
         this.#store.list('Service'),
         this.#store.list('AuthorizationPolicy'),
         this.#catalog.instances(),
+        ...ROUTE_KINDS.map((kind) => this.#store.list(kind)),
       ]);
-      return { mesh: mesh?.spec as unknown as MeshSpec | undefined, services, policies: [...policies].sort((a, b) => a.name.localeCompare(b.name)), instances };
+      // Oldest first, then by namespace/name: Gateway API's tie-break between routes.
+      const routes = routeLists.flat().sort((a, b) => a.createdRevision - b.createdRevision || `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+      return { mesh: mesh?.spec as unknown as MeshSpec | undefined, services, policies: [...policies].sort((a, b) => a.name.localeCompare(b.name)), routes, instances };
     })();
     const entry = { version: this.#version, inputs };
     this.#cached = entry;
@@ -180,7 +205,15 @@ interface SnapshotInputs {
   readonly services: readonly StoredResource[];
   /** Every AuthorizationPolicy, sorted by name. */
   readonly policies: readonly StoredResource[];
+  /** Every HTTPRoute, GRPCRoute and TCPRoute, oldest first. */
+  readonly routes: readonly StoredResource[];
   readonly instances: readonly CatalogInstance[];
+}
+
+/** True when one of the route's parentRefs is the Service `name` in `namespace` (a parentRef's namespace defaults to the route's). */
+function attachedTo(route: StoredResource, namespace: string, name: string): boolean {
+  const spec = route.spec as unknown as { parentRefs: readonly { name: string; namespace?: string }[] };
+  return spec.parentRefs.some((p) => p.name === name && (p.namespace ?? route.namespace) === namespace);
 }
 
 /** Every service known by a Service resource or a registered instance, sorted. */

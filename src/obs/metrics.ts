@@ -48,6 +48,7 @@ export class SidecarMetrics {
   readonly #connections: Counter<'direction' | 'service' | 'peer' | 'tls'>;
   readonly #activeConnections: Gauge<'direction' | 'service'>;
   readonly #errors: Counter<'direction' | 'service' | 'error'>;
+  readonly #retries: Counter<'direction' | 'service'>;
   readonly certExpiry: Gauge<'spiffe_id'>;
   readonly certRenewals: Counter<'result'>;
   readonly configReloads: Counter<'result'>;
@@ -85,6 +86,12 @@ export class SidecarMetrics {
       name: 'weft_errors_total',
       help: 'Local replies and refused connections, by weft-error code.',
       labelNames: ['direction', 'service', 'error'],
+      registers,
+    });
+    this.#retries = new Counter({
+      name: 'weft_retries_total',
+      help: 'Requests sent again by a route rule\'s retry policy (each retry counts once).',
+      labelNames: ['direction', 'service'],
       registers,
     });
     this.certExpiry = new Gauge({
@@ -164,6 +171,11 @@ export class SidecarMetrics {
       this.#policies.set(key, counters);
     }
     return counters;
+  }
+
+  /** Counts one retry of a request. */
+  retry(direction: HopLabels['direction'], service: string): void {
+    this.#retries.labels(direction, service).inc();
   }
 
   /** Counts a local reply or refused connection by its weft-error code. */

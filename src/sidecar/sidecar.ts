@@ -187,8 +187,8 @@ export class Sidecar {
 
   /** Clusters of the current snapshot and of listeners still draining after a reload. */
   #clusterKeysInUse(): Set<string> {
-    const keys = new Set(this.#compiled.listeners.map((c) => c.cluster.key));
-    for (const l of this.#retiring) keys.add(l.compiled.cluster.key);
+    const keys = new Set(this.#compiled.listeners.flatMap((c) => c.clusters.map((x) => x.key)));
+    for (const l of this.#retiring) for (const c of l.compiled.clusters) keys.add(c.key);
     return keys;
   }
 

@@ -47,16 +47,16 @@ test('a minimal config gets the documented defaults', () => {
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.limits), 'validated config is frozen');
 });
 
-test('inbound and upstream defaults: http, strict, identity derived later', () => {
+test('inbound and upstream defaults: protocol auto (detected), strict, identity derived later', () => {
   const c = validateConfig(sidecarConfigSchema, {
     ...minimal,
     inbound: { listen: '0.0.0.0:8443', app: '127.0.0.1:8080' },
     upstreams: [{ name: 'db', listen: '127.0.0.1:5433', endpoints: ['198.18.0.2:5432'], protocol: 'tcp' }],
   });
-  assert.equal(c.inbound?.protocol, 'http');
+  assert.equal(c.inbound?.protocol, 'auto');
   assert.equal(c.inbound?.mtls, 'strict');
   assert.equal(c.upstreams[0]?.protocol, 'tcp');
-  assert.deepEqual(c.upstreams[0]?.endpoints, [{ host: '198.18.0.2', port: 5432 }]);
+  assert.deepEqual(c.upstreams[0]?.endpoints, [{ address: { host: '198.18.0.2', port: 5432 }, metadata: {}, weight: 1 }]);
 });
 
 test('inbound.authorization takes AuthorizationPolicy rules; strictDryRun needs mtls strict; tcp rules cannot have `to`', () => {

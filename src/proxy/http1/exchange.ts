@@ -2,8 +2,10 @@ import type { Socket } from 'node:net';
 import type { LimitsConfig } from '../../config/sidecar-schema.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
 import type { Admission, ConnectionInfo } from '../connection-info.js';
-import type { Cluster } from '../upstream/cluster.js';
-import type { Router } from '../route/types.js';
+import type { Cluster, Endpoint } from '../upstream/cluster.js';
+import type { CompiledRule, HeaderEdit, Router } from '../route/types.js';
+import { applyHeaderEdit } from '../route/header-edit.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
 import type { PolicyRecorder } from '../policy-recorder.js';
 import { BodyFramer, type Framing } from './body-framer.js';
 import { HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './head.js';
@@ -21,6 +23,8 @@ export interface HttpRoute {
   readonly cluster: Cluster;
   /** The routes attached to this upstream (HTTPRoute, GRPCRoute), or null: every request goes to `cluster`. */
   readonly router: Router<Cluster> | null;
+  /** Inbound: the destination's local rate limit (trafficPolicy.rateLimit), or null. */
+  readonly rateLimiter: RateLimiter | null;
   readonly limits: LimitsConfig;
   readonly metrics: SidecarMetrics;
   /** Set while the listener drains: responses ask the caller to close the connection. */
@@ -57,13 +61,29 @@ const enum R {
   Done,
 }
 
+/** Request bodies up to this size are kept while they are sent, so that the request can be retried. */
+const RETAIN_MAX = 64 * 1024;
+
+/** Where one request goes: the cluster chosen by the route (or the listener's), and the matched rule. */
+export interface Forward {
+  readonly cluster: Cluster;
+  /** The matched route rule (timeouts, retries, response header edits), or null without routes. */
+  readonly rule: CompiledRule<Cluster> | null;
+  /** ConsistentHash: the value of the cluster's hash header, or null. */
+  readonly hashKey: string | null;
+}
+
 /**
- * One request forwarded to the route's cluster and its response relayed back: picks an
- * endpoint (the next one when a connection cannot be established), writes the request
- * head, passes body bytes through as the downstream feeds them, parses the response head,
- * and passes the response body through with its framing. A request without a body that
- * meets a reused connection the upstream had just closed is sent again on a new one
- * (idempotent methods only).
+ * One request forwarded to a cluster and its response relayed back: picks an endpoint with
+ * the cluster's load balancer (the next one when a connection cannot be established),
+ * writes the request head, passes body bytes through as the downstream feeds them, parses
+ * the response head, and passes the response body through with its framing. With a route
+ * rule: per-try and overall timeouts (to the response head), retries on the rule's status
+ * codes within the cluster's retry budget and breaker (never once response bytes reached
+ * the caller; only requests without a body or with a small one, kept while it was sent),
+ * and response header edits. A request without a body that meets a reused connection the
+ * upstream had just closed is sent again on a new one (idempotent methods only). Each
+ * attempt's outcome feeds the cluster's outlier detection.
  */
 export class Exchange implements UpstreamOwner {
   readonly #route: HttpRoute;
@@ -73,14 +93,25 @@ export class Exchange implements UpstreamOwner {
   readonly #upgrade: boolean;
   readonly #keepAlive: boolean;
   readonly #start: number;
-  readonly #first: number;
+  readonly #cluster: Cluster;
+  readonly #rule: CompiledRule<Cluster> | null;
+  readonly #hashKey: string | null;
+  #first = 0;
+  /** Connection attempts of this try (endpoint failover). */
   #attempt = 0;
+  /** Tries so far (1 = the first; retries add one each). */
+  #tries = 0;
+  #retrying = false;
+  #endpoint: Endpoint | null = null;
   #staleRetried = false;
   /** The request head waits to go out with the first body bytes, in one write. */
   #headSent = false;
   #upstream: UpstreamConnection | null = null;
   #state = R.Connecting;
   #requestDone: boolean;
+  /** The request body as sent so far, kept for a retry (null: not kept, the request cannot be retried once body bytes went out). */
+  #retained: Buffer[] | null = null;
+  #retainedBytes = 0;
   #pending: Buffer | null = null;
   readonly #framer = new BodyFramer();
   #response: ResponseHead | null = null;
@@ -89,8 +120,11 @@ export class Exchange implements UpstreamOwner {
   #extraBytes = false;
   #finished = false;
   #status = 0;
+  /** Per-try or overall timeout, or a retry's backoff; null when none is armed. */
+  #timer: NodeJS.Timeout | null = null;
+  #deadline = 0;
 
-  constructor(route: HttpRoute, down: Downstream, head: RequestHead, requestHead: string, opts: { upgrade: boolean; keepAlive: boolean; hasBody: boolean; start: number }) {
+  constructor(route: HttpRoute, down: Downstream, head: RequestHead, requestHead: string, forward: Forward, opts: { upgrade: boolean; keepAlive: boolean; hasBody: boolean; start: number }) {
     this.#route = route;
     this.#down = down;
     this.#head = head;
@@ -99,27 +133,95 @@ export class Exchange implements UpstreamOwner {
     this.#keepAlive = opts.keepAlive;
     this.#requestDone = !opts.hasBody;
     this.#start = opts.start;
-    this.#first = route.cluster.first();
+    this.#cluster = forward.cluster;
+    this.#rule = forward.rule;
+    this.#hashKey = forward.hashKey;
+    const retry = forward.rule?.retry ?? null;
+    if (retry !== null && opts.hasBody && !head.chunked && head.contentLength <= RETAIN_MAX && !opts.upgrade) this.#retained = [];
   }
 
   start(): void {
-    if (this.#route.cluster.endpoints.length === 0) {
-      // Connected mode: the catalog has no healthy instance of this upstream right now.
-      this.#route.metrics.error(this.#down.info.hop.direction, this.#down.info.hop.service, 'WEFT_E_NO_ENDPOINTS');
-      this.#localReply(503, 'WEFT_E_NO_ENDPOINTS', 'no healthy instance of this upstream service');
-      return;
-    }
+    const cluster = this.#cluster;
+    // Connected mode: the catalog may have no healthy instance of this upstream right now.
+    if (cluster.endpoints.length === 0) return this.#refuse(503, 'WEFT_E_NO_ENDPOINTS', `no healthy instance of ${cluster.name}`);
+    if (!cluster.breaker.tryRequest()) return this.#refuse(503, 'WEFT_E_OVERFLOW', `the circuit breaker of ${cluster.name} is open: too many concurrent requests`);
+    cluster.budget.recordRequest();
+    const rule = this.#rule;
+    if (rule !== null && rule.requestTimeoutMs !== null) this.#deadline = this.#start + rule.requestTimeoutMs;
+    this.#try();
+  }
+
+  /** A local reply before the request took a slot in the cluster's breaker. */
+  #refuse(status: number, code: string, message: string): void {
+    this.#finished = true;
+    this.#state = R.Done;
+    this.#status = status;
+    this.#down.reply(status, code, message, !this.#requestDone || !this.#keepAlive);
+  }
+
+  /** Starts a try: picks an endpoint and connects (failing over to the next endpoint on connect errors). */
+  #try(): void {
+    this.#tries++;
+    this.#attempt = 0;
+    this.#state = R.Connecting;
+    this.#first = this.#cluster.first(this.#hashKey);
+    this.#armTimer();
     this.#connect(false);
   }
 
+  /** Arms the timer for the earlier of the overall deadline and this try's own timeout. */
+  #armTimer(): void {
+    const rule = this.#rule;
+    if (rule === null) return;
+    let at = this.#deadline;
+    if (rule.backendTimeoutMs !== null) {
+      const tryEnd = performance.now() + rule.backendTimeoutMs;
+      if (at === 0 || tryEnd < at) at = tryEnd;
+    }
+    if (at === 0) return;
+    this.#clearTimer();
+    this.#timer = setTimeout(this.#onTimeout, Math.max(0, at - performance.now()));
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  readonly #onTimeout = (): void => {
+    this.#timer = null;
+    if (this.#finished || this.#state === R.Body || this.#state === R.Done) return;
+    const overall = this.#deadline !== 0 && performance.now() >= this.#deadline - 1;
+    const endpoint = this.#endpoint;
+    this.#dropUpstream();
+    if (endpoint !== null) this.#cluster.report(endpoint, 'gateway');
+    if (!overall && this.#retryable(504)) {
+      this.#route.metrics.error(this.#down.info.hop.direction, this.#down.info.hop.service, 'WEFT_E_TIMEOUT');
+      return this.#retry();
+    }
+    this.#localReply(504, 'WEFT_E_TIMEOUT', `${this.#cluster.name} did not answer within ${overall ? this.#rule!.requestTimeoutMs : this.#rule!.backendTimeoutMs} ms`);
+  };
+
   /** Request body bytes for the upstream; false when the upstream asks to wait for drain. */
   sendBody(chunk: Buffer): boolean {
+    if (this.#retained !== null) {
+      this.#retained.push(Buffer.from(chunk)); // the caller's buffer may be reused
+      this.#retainedBytes += chunk.length;
+    }
     const socket = this.#upstream!.socket;
     if (!this.#headSent) {
       this.#headSent = true;
-      return writeHead(socket, this.#requestHead, chunk, 0, chunk.length);
+      return writeHead(socket, this.#headFor(), chunk, 0, chunk.length);
     }
     return socket.write(chunk);
+  }
+
+  /** The head of this try: the request head, with `x-weft-attempt` on retries. */
+  #headFor(): string {
+    if (this.#tries <= 1) return this.#requestHead;
+    return `${this.#requestHead.slice(0, -2)}x-weft-attempt: ${this.#tries}\r\n\r\n`;
   }
 
   /** The downstream delivered the whole request body. */
@@ -140,29 +242,43 @@ export class Exchange implements UpstreamOwner {
   }
 
   #connect(fresh: boolean): void {
-    const endpoint = this.#route.cluster.at(this.#first, this.#attempt);
+    const endpoint = this.#cluster.at(this.#first, this.#attempt);
+    this.#endpoint = endpoint;
+    endpoint.active++;
     endpoint.pool.acquire(this, fresh, (err, conn) => {
-      if (this.#finished) {
+      if (this.#finished || this.#endpoint !== endpoint || this.#state !== R.Connecting) {
         conn?.release();
         return;
       }
       if (err !== null || conn === null) {
-        if (this.#attempt + 1 < this.#route.cluster.endpoints.length) {
+        endpoint.active--;
+        this.#endpoint = null;
+        const code = (err as NodeJS.ErrnoException | null)?.code;
+        if (code === 'WEFT_E_OVERFLOW') return this.#localReply(503, 'WEFT_E_OVERFLOW', err!.message);
+        this.#cluster.report(endpoint, 'connect');
+        if (this.#attempt + 1 < this.#cluster.endpoints.length) {
           this.#attempt++;
           this.#connect(false);
           return;
         }
-        const code = (err as NodeJS.ErrnoException | null)?.code === 'WEFT_E_PEER_IDENTITY' ? 'WEFT_E_PEER_IDENTITY' : 'WEFT_E_UPSTREAM_CONNECT';
-        this.#localReply(503, code, `upstream unreachable: ${err?.message ?? 'no connection'}`);
+        const reply = code === 'WEFT_E_PEER_IDENTITY' ? 'WEFT_E_PEER_IDENTITY' : 'WEFT_E_UPSTREAM_CONNECT';
+        this.#localReply(503, reply, `upstream unreachable: ${err?.message ?? 'no connection'}`);
         return;
       }
       this.#upstream = conn;
       this.#state = R.Head;
       this.#headSent = false;
+      if (this.#retained !== null && this.#retainedBytes > 0) {
+        // A retry: the kept body goes out again behind the head.
+        this.#headSent = true;
+        const body = Buffer.concat(this.#retained);
+        writeHead(conn.socket, this.#headFor(), body, 0, body.length);
+        return;
+      }
       this.#down.upstreamReady(); // may send body bytes, with the head
       if (!this.#headSent) {
         this.#headSent = true;
-        conn.socket.write(this.#requestHead, 'latin1');
+        conn.socket.write(this.#headFor(), 'latin1');
       }
     });
   }
@@ -217,6 +333,17 @@ export class Exchange implements UpstreamOwner {
   }
 
   #startResponse(head: ResponseHead, buf: Buffer, bodyStart: number): void {
+    const status = head.status;
+    const endpoint = this.#endpoint;
+    if (endpoint !== null) this.#cluster.report(endpoint, status < 500 ? 'success' : status === 502 || status === 503 || status === 504 ? 'gateway' : '5xx');
+    if (status >= 500 && this.#retryable(status)) {
+      this.#dropUpstream();
+      this.#retry();
+      return;
+    }
+    this.#clearTimer();
+    const edit = this.#rule?.responseHeaders ?? null;
+    if (edit !== null) editResponse(head, edit);
     this.#response = head;
     this.#status = head.status;
     const noBody = this.#head.method === 'HEAD' || head.status === 204 || head.status === 304;
@@ -249,6 +376,7 @@ export class Exchange implements UpstreamOwner {
 
   #responseComplete(): void {
     this.#state = R.Done;
+    this.#endAttempt();
     const conn = this.#upstream;
     this.#upstream = null;
     if (conn !== null) {
@@ -274,6 +402,8 @@ export class Exchange implements UpstreamOwner {
     const conn = this.#upstream!;
     this.#upstream = null;
     this.#state = R.Done;
+    this.#clearTimer();
+    this.#endAttempt();
     this.#status = 101;
     this.#down.socket.write(downstreamResponseHead(head, { close: false, keepAlive10: false }), 'latin1');
     this.#finish(101);
@@ -299,7 +429,9 @@ export class Exchange implements UpstreamOwner {
   #upstreamFailed(err: Error | null): void {
     if (this.#finished || this.#state === R.Done) return;
     const conn = this.#upstream;
+    const endpoint = this.#endpoint;
     this.#dropUpstream();
+    if (this.#state === R.Head && endpoint !== null) this.#cluster.report(endpoint, 'gateway');
     if (this.#state === R.Head && this.#responseBytes === 0) {
       // A reused connection closed before answering: the upstream had timed it out just
       // as the request went out. Safe to send again when repeating it changes nothing.
@@ -309,10 +441,12 @@ export class Exchange implements UpstreamOwner {
         this.#connect(true);
         return;
       }
+      if (this.#retryable(502)) return this.#retry();
       this.#localReply(502, 'WEFT_E_UPSTREAM_RESET', `upstream closed the connection before responding${err ? `: ${err.message}` : ''}`);
       return;
     }
     if (this.#state === R.Head) {
+      if (this.#retryable(502)) return this.#retry();
       this.#localReply(502, 'WEFT_E_UPSTREAM_RESET', 'upstream closed the connection in the middle of its response head');
       return;
     }
@@ -323,26 +457,99 @@ export class Exchange implements UpstreamOwner {
   }
 
   #dropUpstream(): void {
+    const endpoint = this.#endpoint;
+    this.#endAttempt();
     const conn = this.#upstream;
     this.#upstream = null;
     if (conn !== null) {
       conn.owner = null;
       conn.socket.destroy();
+    } else if (endpoint !== null && this.#state === R.Connecting) {
+      endpoint.pool.cancel(this); // it may be waiting for a connection
     }
   }
 
+  /** The current attempt no longer occupies its endpoint (least request). */
+  #endAttempt(): void {
+    const endpoint = this.#endpoint;
+    if (endpoint !== null) {
+      endpoint.active--;
+      this.#endpoint = null;
+    }
+  }
+
+  /**
+   * True when the rule retries `status`, this request can be sent again (whole, and no
+   * response byte reached the caller), tries remain, and the retry budget and the
+   * breaker's concurrent retries allow one more.
+   */
+  #retryable(status: number): boolean {
+    const retry = this.#rule?.retry ?? null;
+    if (retry === null || !retry.codes.has(status) || this.#tries > retry.attempts) return false;
+    if (this.#upgrade || !this.#requestDone) return false;
+    if ((this.#head.contentLength > 0 || this.#head.chunked) && (this.#retained === null || this.#retainedBytes === 0)) return false;
+    const cluster = this.#cluster;
+    if (!cluster.budget.canRetry()) {
+      this.#route.metrics.error(this.#down.info.hop.direction, this.#down.info.hop.service, 'WEFT_E_RETRY_BUDGET');
+      return false;
+    }
+    if (!this.#retrying && !cluster.breaker.tryRetry()) return false;
+    this.#retrying = true;
+    return true;
+  }
+
+  /** Sends the request again after the rule's backoff (jittered, exponential). */
+  #retry(): void {
+    this.#cluster.budget.recordRetry();
+    this.#route.metrics.retry(this.#down.info.hop.direction, this.#down.info.hop.service);
+    this.#state = R.Connecting;
+    this.#responseBytes = 0;
+    this.#pending = null;
+    this.#extraBytes = false;
+    const base = this.#rule!.retry!.backoffMs;
+    // GEP-1731: never sooner than the backoff; doubling per retry (at most 10x), with up to 50% jitter.
+    const exp = Math.min(base * 2 ** (this.#tries - 1), base * 10);
+    const wait = base <= 0 ? 0 : exp * (1 + 0.5 * Math.random());
+    this.#clearTimer();
+    if (this.#deadline !== 0 && performance.now() + wait >= this.#deadline) {
+      this.#localReply(504, 'WEFT_E_TIMEOUT', `${this.#cluster.name} did not answer within ${this.#rule!.requestTimeoutMs} ms`);
+      return;
+    }
+    if (wait < 1) return this.#try();
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      if (!this.#finished) this.#try();
+    }, wait);
+  }
+
   #localReply(status: number, code: string, message: string): void {
+    this.#release();
     this.#state = R.Done;
     this.#status = status;
     this.#finished = true;
     this.#down.reply(status, code, message, !this.#requestDone || !this.#keepAlive);
   }
 
+  /** Gives back what this request holds in its cluster: the breaker's slots, the timer. */
+  #release(): void {
+    if (this.#finished) return;
+    this.#clearTimer();
+    this.#cluster.breaker.requestDone();
+    if (this.#retrying) this.#cluster.breaker.retryDone();
+    this.#retrying = false;
+  }
+
   #finish(code: number): void {
     if (this.#finished) return;
+    this.#release();
     this.#finished = true;
     this.#route.metrics.request(this.#down.info.hop, code, (performance.now() - this.#start) / 1000);
   }
+}
+
+/** Applies a ResponseHeaderModifier to a parsed response head (its arrays are this exchange's own). */
+function editResponse(head: ResponseHead, edit: HeaderEdit): void {
+  applyHeaderEdit(edit, head);
 }
 
 /** Bodies up to this size travel in the same buffer as their head: one write, one TLS record. */

@@ -7,6 +7,8 @@ import { Exchange, type Downstream, type HttpRoute } from './exchange.js';
 import { HeadError, parseRequestHead, type RequestHead } from './head.js';
 import { upstreamRequestHead } from './headers.js';
 import { localReplyBytes } from './local-reply.js';
+import { planRequest } from './plan.js';
+import { mirrorRequest } from './mirror.js';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const BARE_LF_END = Buffer.from('\n\n');
@@ -309,9 +311,17 @@ export class ServerConnection implements Downstream {
       if (info.callers !== null) info.callers.wouldReject++;
       route.policy.strictDryRun(info, head.method, head.target);
     }
+    if (route.rateLimiter !== null && !route.rateLimiter.take(info.peer.spiffeId ?? info.remoteAddress ?? 'unknown')) {
+      return refuse(429, 'WEFT_E_RATE_LIMITED', `${route.inbound ? 'this service' : 'the upstream'} is rate limited; retry later`);
+    }
+    const plan = planRequest(route, head, info.tls);
+    if (plan.reply !== null) {
+      const r = plan.reply;
+      return this.reply(r.status, r.code, r.message, framing !== 'none', r.location);
+    }
     const upgrade = head.upgrade !== null && head.connection !== null && head.connection.includes('upgrade');
     const keepAlive = head.minor === 1 ? !(head.connection?.includes('close') ?? false) : (head.connection?.includes('keep-alive') ?? false);
-    const requestHead = upstreamRequestHead(head, upgrade, {
+    const requestHead = upstreamRequestHead(plan.head, upgrade, {
       inbound: route.inbound,
       proto: this.info.tls ? 'https' : 'http',
       clientAddress: this.#clientAddress,
@@ -319,8 +329,16 @@ export class ServerConnection implements Downstream {
     });
     this.#upstreamReady = false;
     this.#bodyPaused = false;
-    this.#exchange = new Exchange(route, this, head, requestHead, { upgrade, keepAlive, hasBody: framing !== 'none', start });
-    this.#exchange.start();
+    const exchange = new Exchange(route, this, head, requestHead, plan.forward, { upgrade, keepAlive, hasBody: framing !== 'none', start });
+    this.#exchange = exchange;
+    if (plan.mirror !== null && framing === 'none') mirrorRequest(plan.mirror, requestHead);
+    if (plan.delayMs > 0) {
+      setTimeout(() => {
+        if (this.#exchange === exchange) exchange.start();
+      }, plan.delayMs);
+      return;
+    }
+    exchange.start();
   }
 
   upstreamReady(): void {
@@ -400,14 +418,14 @@ export class ServerConnection implements Downstream {
     }
   }
 
-  reply(status: number, code: string, message: string, close: boolean): void {
+  reply(status: number, code: string, message: string, close: boolean, location?: string): void {
     const hop = this.info.hop;
-    this.#route.metrics.error(hop.direction, hop.service, code);
+    if (code !== '') this.#route.metrics.error(hop.direction, hop.service, code);
     this.#route.metrics.request(hop, status, 0);
     if (this.#state === C.Gone || this.socket.destroyed) return;
     this.#exchange = null;
     const unread = this.#state === C.Body;
-    this.socket.write(localReplyBytes(status, code, message, { close: close || unread, head: this.#headMethod }));
+    this.socket.write(localReplyBytes(status, code, message, { close: close || unread, head: this.#headMethod, location }));
     this.#headMethod = false;
     if (unread) return this.#linger();
     if (close) return this.#close();

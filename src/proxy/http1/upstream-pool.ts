@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import type { HostPort } from '../../config/address.js';
 import type { Connector } from '../upstream/connector.js';
+import type { CircuitBreaker } from '../resilience/circuit-breaker.js';
+import { WeftError } from '../../errors.js';
 
 /** What an exchange that holds an upstream connection hears from it. */
 export interface UpstreamOwner {
@@ -81,11 +83,15 @@ export class UpstreamConnection {
   };
 }
 
+type AcquireCallback = (err: Error | null, conn: UpstreamConnection | null) => void;
+
 /**
  * HTTP/1.1 connections to one endpoint: idle ones are reused most-recent first; a new one
- * is opened through the connector when none is idle. Idle connections are closed after
- * `keepAliveMs` (kept below the endpoint's own idle timeout, so the endpoint rarely closes
- * one just as a request is sent on it).
+ * is opened through the connector when none is idle and the cluster's circuit breaker
+ * allows another connection, else the request waits (as a pending request, if the breaker
+ * allows one more) for a connection of this pool to be released. Idle connections are
+ * closed after `keepAliveMs` (kept below the endpoint's own idle timeout, so the endpoint
+ * rarely closes one just as a request is sent on it).
  */
 export class Http1Pool {
   readonly address: HostPort;
@@ -93,13 +99,17 @@ export class Http1Pool {
   readonly #keepAliveMs: number;
   readonly #idle: UpstreamConnection[] = [];
   readonly #all = new Set<UpstreamConnection>();
+  readonly #breaker: CircuitBreaker | null;
+  /** Requests waiting for a connection (the breaker's maxConnections was reached). */
+  readonly #waiting: { owner: UpstreamOwner; callback: AcquireCallback }[] = [];
   #sweeper: NodeJS.Timeout | null = null;
   #closed = false;
 
-  constructor(address: HostPort, connector: Connector, keepAliveMs: number) {
+  constructor(address: HostPort, connector: Connector, keepAliveMs: number, breaker: CircuitBreaker | null = null) {
     this.address = address;
     this.#connector = connector;
     this.#keepAliveMs = keepAliveMs;
+    this.#breaker = breaker;
   }
 
   /** Connections open now (busy and idle). */
@@ -111,7 +121,7 @@ export class Http1Pool {
    * Lends a connection to `owner`: an idle one unless `fresh`, else a new one.
    * `callback` runs once, possibly synchronously.
    */
-  acquire(owner: UpstreamOwner, fresh: boolean, callback: (err: Error | null, conn: UpstreamConnection | null) => void): void {
+  acquire(owner: UpstreamOwner, fresh: boolean, callback: AcquireCallback): void {
     if (!fresh) {
       const now = performance.now();
       let conn: UpstreamConnection | undefined;
@@ -125,8 +135,23 @@ export class Http1Pool {
       }
     }
     if (this.#closed) return callback(new Error('the upstream pool is closed (configuration changed)'), null);
+    const breaker = this.#breaker;
+    if (breaker !== null && !breaker.tryConnection()) {
+      if (this.#all.size === 0 || !breaker.tryPending()) {
+        return callback(new WeftError('WEFT_E_OVERFLOW', 'the circuit breaker is open: too many connections and pending requests to this upstream'), null);
+      }
+      this.#waiting.push({ owner, callback });
+      return;
+    }
+    this.#open(owner, callback);
+  }
+
+  #open(owner: UpstreamOwner, callback: AcquireCallback): void {
     this.#connector.connect(this.address, (err, socket) => {
-      if (err !== null || socket === null) return callback(err ?? new Error('no socket'), null);
+      if (err !== null || socket === null) {
+        this.#breaker?.connectionClosed();
+        return callback(err ?? new Error('no socket'), null);
+      }
       const conn = new UpstreamConnection(socket, this);
       this.#all.add(conn);
       conn.owner = owner;
@@ -142,6 +167,14 @@ export class Http1Pool {
       conn.socket.destroy();
       return;
     }
+    const waiter = this.#waiting.shift();
+    if (waiter !== undefined) {
+      this.#breaker!.pendingDone();
+      conn.owner = waiter.owner;
+      conn.uses++;
+      waiter.callback(null, conn);
+      return;
+    }
     conn.idleSince = performance.now();
     this.#idle.push(conn);
     this.#sweeper ??= setInterval(this.#sweep, Math.min(1000, this.#keepAliveMs)).unref();
@@ -149,9 +182,30 @@ export class Http1Pool {
 
   /** Called by a connection when its socket closes. */
   forget(conn: UpstreamConnection): void {
-    this.#all.delete(conn);
+    if (!this.#all.delete(conn)) return;
     const i = this.#idle.indexOf(conn);
     if (i >= 0) this.#idle.splice(i, 1);
+    if (this.#breaker === null) return;
+    this.#breaker.connectionClosed();
+    // A connection slot is free: the oldest waiting request opens a connection in it.
+    const waiter = this.#waiting.shift();
+    if (waiter === undefined) return;
+    this.#breaker.pendingDone();
+    if (this.#closed) return waiter.callback(new Error('the upstream pool is closed (configuration changed)'), null);
+    if (this.#breaker.tryConnection()) {
+      this.#open(waiter.owner, waiter.callback);
+    } else {
+      this.#breaker.tryPending();
+      this.#waiting.unshift(waiter);
+    }
+  }
+
+  /** A waiting request gave up (its caller left or it timed out). */
+  cancel(owner: UpstreamOwner): void {
+    const i = this.#waiting.findIndex((w) => w.owner === owner);
+    if (i < 0) return;
+    this.#waiting.splice(i, 1);
+    this.#breaker?.pendingDone();
   }
 
   readonly #sweep = (): void => {
@@ -166,6 +220,10 @@ export class Http1Pool {
   /** Closes idle connections now and busy ones as they are released. */
   close(): void {
     this.#closed = true;
+    for (const waiter of this.#waiting.splice(0)) {
+      this.#breaker?.pendingDone();
+      waiter.callback(new Error('the upstream pool is closed (configuration changed)'), null);
+    }
     for (const conn of this.#idle.splice(0)) conn.socket.destroy();
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     this.#sweeper = null;

@@ -7,7 +7,8 @@ import type { CertificateBundle } from '../../pki/certificate-bundle.js';
 import type { Watch } from '../../watch.js';
 import type { SidecarMetrics, HopLabels } from '../../obs/metrics.js';
 import type { Cluster } from '../upstream/cluster.js';
-import type { Router } from '../route/types.js';
+import type { BackendPicker, Router } from '../route/types.js';
+import type { RateLimiter } from '../resilience/rate-limiter.js';
 import { WeftError } from '../../errors.js';
 import { PLAINTEXT_PEER, tlsOptions, tlsPeerIdentity, type PeerIdentity } from '../tls.js';
 import { admitted, peekConnectionInfo, setConnectionInfo, type Admission, type ConnectionInfo } from '../connection-info.js';
@@ -32,7 +33,8 @@ export interface CompiledListener {
   readonly direction: 'inbound' | 'outbound';
   /** Metric label: the local service (inbound) or upstream name (outbound). */
   readonly service: string;
-  readonly protocol: 'http' | 'tcp';
+  /** http: HTTP/1.1 (and HTTP/2); tcp: opaque bytes; auto: decided per connection from its first bytes. */
+  readonly protocol: 'http' | 'tcp' | 'auto';
   /** strict/permissive: terminate mTLS from remote callers; local: plaintext from the app. */
   readonly security: ListenerSecurity;
   /** Who may call: the allow-list, whether plaintext is refused (strict inbound), the authorization rules, a strict dry run. */
@@ -44,6 +46,12 @@ export interface CompiledListener {
   readonly cluster: Cluster;
   /** The routes attached to the upstream (outbound HTTP listeners), or null. */
   readonly router: Router<Cluster> | null;
+  /** TCPRoute backends attached to the upstream (a weighted choice per connection), or null. */
+  readonly tcpRoutes: BackendPicker<Cluster> | null;
+  /** Every cluster this listener may send to (kept open while it is in use). */
+  readonly clusters: readonly Cluster[];
+  /** Inbound: the local rate limit, or null. */
+  readonly rateLimiter: RateLimiter | null;
   readonly limits: LimitsConfig;
 }
 
@@ -192,7 +200,7 @@ export class ProxyListener {
   };
 
   #httpRoute(c: CompiledListener): HttpRoute {
-    return { inbound: c.direction === 'inbound', admission: c.admission, policy: this.#policy, cluster: c.cluster, router: c.router, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
+    return { inbound: c.direction === 'inbound', admission: c.admission, policy: this.#policy, cluster: c.cluster, router: c.router, rateLimiter: c.rateLimiter, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
   }
 
   #policyRecorder(c: CompiledListener): PolicyRecorder {
@@ -269,7 +277,7 @@ export class ProxyListener {
       this.#metrics.connectionClosed(hop);
       if (callers !== null) this.#callers!.closed(callers);
     });
-    if (c.protocol === 'http') {
+    if (c.protocol !== 'tcp') {
       const conn = new ServerConnection(socket, info, this.#httpContext);
       this.#httpConnections.add(conn);
       socket.once('close', () => this.#httpConnections.delete(conn));
@@ -278,7 +286,13 @@ export class ProxyListener {
     } else {
       this.#tcpSockets.add(socket);
       socket.once('close', () => this.#tcpSockets.delete(socket));
-      proxyTcp(c.cluster, this.#metrics, socket, info, c.admission, this.#policy);
+      const cluster = c.tcpRoutes === null ? c.cluster : c.tcpRoutes.pick();
+      if (cluster === null) {
+        this.#metrics.error(c.direction, c.service, 'WEFT_E_NO_BACKEND');
+        socket.destroy();
+        return;
+      }
+      proxyTcp(cluster, this.#metrics, socket, info, c.admission, this.#policy);
     }
   }
 }

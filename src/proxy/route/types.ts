@@ -62,7 +62,7 @@ export interface RetryPolicy {
   readonly codes: ReadonlySet<number>;
   /** gRPC status codes that are retried (GRPCRoute; names as in the gRPC spec, e.g. UNAVAILABLE). */
   readonly grpcCodes: ReadonlySet<number>;
-  /** Base backoff in ms; attempt n waits a random time in [0, base * 2^(n-1)], at most 10 times base. */
+  /** Base backoff in ms: retry n waits base * 2^(n-1) (at most 10 times base) plus up to 50% jitter, never less than base (GEP-1731). */
   readonly backoffMs: number;
 }
 

@@ -1,5 +1,5 @@
-import type { SidecarConfig } from '../../config/sidecar-schema.js';
-import type { Snapshot } from '../../control/snapshot.js';
+import type { EndpointConfig, SidecarConfig } from '../../config/sidecar-schema.js';
+import type { Snapshot, SnapshotService } from '../../control/snapshot.js';
 
 /**
  * A connected sidecar's configuration: the local part (listen addresses, the app, the
@@ -19,6 +19,7 @@ export function effectiveConfig(local: SidecarConfig, snapshot: Snapshot): Sidec
           protocol: snapshot.inbound.protocol,
           mtls: snapshot.inbound.mtls.mode,
           strictDryRun: snapshot.inbound.mtls.mode === 'strict' && !snapshot.inbound.mtls.enforce,
+          trafficPolicy: snapshot.inbound.rateLimit == null ? undefined : { rateLimit: snapshot.inbound.rateLimit },
           authorization: {
             defaultAction: snapshot.inbound.authorization.defaultAction,
             rules: [],
@@ -30,10 +31,21 @@ export function effectiveConfig(local: SidecarConfig, snapshot: Snapshot): Sidec
     const service = snapshot.services.find((s) => s.name === u.name && s.namespace === namespace);
     return {
       ...u,
-      protocol: u.protocol ?? service?.protocol ?? 'http',
+      protocol: u.protocol ?? service?.protocol ?? 'auto',
       identity: service?.identity,
-      endpoints: (service?.endpoints ?? []).map((e) => ({ host: e.address, port: e.port })),
+      endpoints: service === undefined ? [] : endpointsOf(service),
+      trafficPolicy: service?.trafficPolicy ?? undefined,
+      routes: service?.routes ?? [],
     };
   });
-  return { ...local, trustDomain: snapshot.trustDomain, inbound, upstreams };
+  const meshServices = snapshot.services.map((s) => ({ name: s.name, namespace: s.namespace, identity: s.identity, endpoints: endpointsOf(s), trafficPolicy: s.trafficPolicy ?? undefined }));
+  return { ...local, trustDomain: snapshot.trustDomain, inbound, upstreams, meshServices };
+}
+
+/** A snapshot service's endpoints as configuration: the instance metadata (subsets) and its `weight` (default 1). */
+function endpointsOf(service: SnapshotService): EndpointConfig[] {
+  return service.endpoints.map((e) => {
+    const weight = Number(e.metadata['weight']);
+    return { address: { host: e.address, port: e.port }, metadata: { ...e.metadata }, weight: Number.isInteger(weight) && weight >= 1 && weight <= 1000 ? weight : 1 };
+  });
 }
