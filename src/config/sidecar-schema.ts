@@ -232,6 +232,12 @@ export const sidecarConfigSchema = z
           ctx.addIssue({ code: 'custom', path: ['upstreams', i, field], message: `in connected mode ${field === 'routes' ? 'routes come from HTTPRoute, GRPCRoute and TCPRoute resources' : "the traffic policy comes from the Service resource's trafficPolicy"} on the server: remove it here (docs/routing.md)` });
         }
       }
+      (u.routes ?? []).forEach((route, r) => {
+        const tcpKind = route.kind === 'TCPRoute';
+        if ((u.protocol === 'tcp' && !tcpKind) || (tcpKind && u.protocol !== undefined && u.protocol !== 'tcp' && u.protocol !== 'auto')) {
+          ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'routes', r, 'kind'], message: `a ${route.kind} does not apply to a ${u.protocol} upstream: use ${tcpKind ? 'HTTPRoute or GRPCRoute' : 'TCPRoute'}, or change the upstream's protocol` });
+        }
+      });
       const names = new Set(cfg.upstreams.map((x) => `${x.namespace ?? cfg.namespace}/${x.name}`));
       (u.routes ?? []).forEach((route, r) => {
         route.rules.forEach((rule, k) => {

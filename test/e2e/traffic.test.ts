@@ -48,14 +48,30 @@ test('header match sends x-canary: 1 to v2 only; path rewrite and header modifie
                 responseHeaderModifier: { set: [{ name: x-served-by, value: weft }] }
             backendRefs: [{ name: api, subset: { version: v1 } }]
           - matches: [{ path: { type: PathPrefix, value: /api } }]
+            filters:
+              - type: RequestMirror
+                requestMirror: { backendRef: { name: api, subset: { version: v2 } }, percent: 100 }
             backendRefs: [{ name: api, subset: { version: v1 } }]
+          - matches: [{ path: { type: Exact, value: /moved } }]
+            filters:
+              - type: RequestRedirect
+                requestRedirect: { path: { type: ReplaceFullPath, replaceFullPath: /api/here }, statusCode: 301 }
 `,
   );
   // Same path prefix: the rule with a header match takes precedence (Gateway API).
   const canary = await fire(caller.url, { n: 50, concurrency: 4, path: '/api/x', headers: { 'x-canary': '1' } });
   assert.deepEqual(canary.bodies, { v2: 50 });
+  const mirroredBefore = v2!.hits;
   const plain = await fire(caller.url, { n: 50, concurrency: 4, path: '/api/x' });
   assert.deepEqual(plain.bodies, { v1: 50 });
+  // RequestMirror: v2 gets a copy of each (its answers are dropped).
+  const deadline = Date.now() + 5_000;
+  while (v2!.hits - mirroredBefore < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(v2!.hits - mirroredBefore, 50, 'every request mirrored to v2');
+
+  const moved = await fire(caller.url, { n: 1, path: '/moved' });
+  assert.equal(moved.answers[0]!.status, 301);
+  assert.equal(moved.answers[0]!.headers['location'], `http://${new URL(caller.url).host}/api/here`);
 
   const before = v1!.seen.length;
   const rewritten = await fire(caller.url, { n: 1, path: '/old/items?id=7', headers: { 'x-secret': 's3', 'x-env': 'dev' } });
@@ -292,4 +308,50 @@ test('fault injection: 10% aborts and a 300 ms delay for 20% show up within tole
   const [dLo, dHi] = band(served, 0.2);
   assert.ok(delayed >= dLo && delayed <= dHi, `delayed ${delayed} outside [${dLo.toFixed(0)}, ${dHi.toFixed(0)}]`);
   assert.equal(aborted + served, n);
+});
+
+test('TCPRoute splits TCP connections by weight between subsets', async (t) => {
+  const { dir, ca } = await setup(t);
+  const { createServer: createNet } = await import('node:net');
+  const instances: string[] = [];
+  for (const name of ['blue', 'green']) {
+    const server = createNet((socket) => socket.end(name));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => new Promise<void>((r) => server.close(() => r())));
+    const sidecar = await startSidecar(t, ['--service', 'db', '--issuer', ca, '--inbound', '127.0.0.1:0', '--app', `127.0.0.1:${(server.address() as AddressInfo).port}`, '--protocol', 'tcp', '--admin', '127.0.0.1:0']);
+    instances.push(sidecar.listeners['inbound']!);
+  }
+  const caller = await startCaller(
+    t,
+    dir,
+    ca,
+    `  - name: db
+    listen: 127.0.0.1:0
+    protocol: tcp
+    endpoints: [{ address: "${instances[0]}", metadata: { color: blue } }, { address: "${instances[1]}", metadata: { color: green } }]
+    routes:
+      - kind: TCPRoute
+        name: db
+        rules:
+          - backendRefs: [{ name: db, subset: { color: blue }, weight: 3 }, { name: db, subset: { color: green }, weight: 1 }]
+`,
+  );
+  const { connect } = await import('node:net');
+  const { hostname, port } = new URL(caller.url);
+  const counts: Record<string, number> = {};
+  const n = 400;
+  for (let i = 0; i < n; i++) {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect(Number(port), hostname);
+      let data = '';
+      socket.on('data', (d) => (data += d.toString()));
+      socket.on('close', () => resolve(data));
+      socket.on('error', () => resolve('error'));
+    });
+    counts[answer] = (counts[answer] ?? 0) + 1;
+  }
+  t.diagnostic(`connections: ${JSON.stringify(counts)}`);
+  const [lo, hi] = band(n, 0.25);
+  assert.equal((counts['blue'] ?? 0) + (counts['green'] ?? 0), n);
+  assert.ok((counts['green'] ?? 0) >= lo && (counts['green'] ?? 0) <= hi, `green got ${counts['green']}`);
 });

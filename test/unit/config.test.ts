@@ -225,3 +225,32 @@ test('durations', () => {
   assert.equal(formatDuration(90_000), '90s');
   assert.equal(formatDuration(86_400_000), '1d');
 });
+
+test('static routes: backendRefs name upstreams of the file; route kinds fit the protocol; traffic policy sections in their place', () => {
+  const upstream = { name: 'api', listen: '127.0.0.1:9001', endpoints: [{ address: '198.18.0.2:8443', metadata: { version: 'v2' } }] };
+  const ok = validateConfig(sidecarConfigSchema, {
+    ...minimal,
+    upstreams: [{ ...upstream, routes: [{ kind: 'HTTPRoute', name: 'r', rules: [{ backendRefs: [{ name: 'api', subset: { version: 'v2' } }] }] }], trafficPolicy: { loadBalancer: { policy: 'RoundRobin' } } }],
+  });
+  assert.equal(ok.upstreams[0]?.routes?.[0]?.kind, 'HTTPRoute');
+  assert.deepEqual(ok.upstreams[0]?.endpoints?.[0]?.metadata, { version: 'v2' });
+  const problems = problemsOf(() =>
+    validateConfig(sidecarConfigSchema, {
+      ...minimal,
+      inbound: { listen: '0.0.0.0:8443', app: '127.0.0.1:8080', trafficPolicy: { loadBalancer: { policy: 'RoundRobin' } } },
+      upstreams: [
+        { ...upstream, routes: [{ kind: 'HTTPRoute', name: 'r', rules: [{ backendRefs: [{ name: 'payments' }] }] }], trafficPolicy: { rateLimit: { requestsPerSecond: 5 } } },
+        { name: 'db', listen: '127.0.0.1:9002', protocol: 'tcp', endpoints: ['198.18.0.3:8443'], routes: [{ kind: 'HTTPRoute', name: 'd', rules: [{ backendRefs: [{ name: 'db' }] }] }] },
+      ],
+    }),
+  );
+  const text = problems.map((p) => `${p.path}: ${p.message}`).join('\n');
+  assert.match(text, /upstreams\.0\.routes\.0\.rules\.0\.backendRefs\.0: backendRef payments is not an upstream of this sidecar/);
+  assert.match(text, /upstreams\.0\.trafficPolicy\.rateLimit: rateLimit is enforced by the called service's own sidecar/);
+  assert.match(text, /inbound\.trafficPolicy\.loadBalancer: loadBalancer is applied by each caller's sidecar/);
+  assert.match(text, /upstreams\.1\.routes\.0\.kind: a HTTPRoute does not apply to a tcp upstream/);
+  const connected = problemsOf(() =>
+    validateConfig(sidecarConfigSchema, { service: 'web', server: { urls: ['https://198.18.0.1:8443'], state: '/tmp/s' }, upstreams: [{ name: 'api', listen: '127.0.0.1:9001', routes: [{ kind: 'HTTPRoute', name: 'r', rules: [{ backendRefs: [{ name: 'api' }] }] }] }] }),
+  );
+  assert.match(connected.map((p) => p.message).join('\n'), /in connected mode routes come from HTTPRoute, GRPCRoute and TCPRoute resources/);
+});

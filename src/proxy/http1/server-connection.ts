@@ -314,7 +314,8 @@ export class ServerConnection implements Downstream {
     if (route.rateLimiter !== null && !route.rateLimiter.take(info.peer.spiffeId ?? info.remoteAddress ?? 'unknown')) {
       return refuse(429, 'WEFT_E_RATE_LIMITED', `${route.inbound ? 'this service' : 'the upstream'} is rate limited; retry later`);
     }
-    const plan = planRequest(route, head, info.tls);
+    // The scheme the caller used: outbound listeners take plaintext from the app (their tls label means the mesh hop).
+    const plan = planRequest(route, head, route.inbound && info.tls);
     if (plan.reply !== null) {
       const r = plan.reply;
       return this.reply(r.status, r.code, r.message, framing !== 'none', r.location);
