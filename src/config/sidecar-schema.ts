@@ -11,7 +11,7 @@ z.config({ jitless: true });
 
 const name = dnsLabel;
 
-const protocol = z.enum(['http', 'tcp'], { message: 'protocol must be http or tcp' });
+const protocol = z.enum(['http', 'http2', 'grpc', 'tcp', 'auto'], { message: 'protocol must be http, http2, grpc, tcp or auto' });
 
 const issuerSchema = z
   .strictObject({

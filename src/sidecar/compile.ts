@@ -72,7 +72,7 @@ export function compileSidecar(
   const listeners: CompiledListener[] = [];
   if (config.inbound) {
     const inbound = config.inbound;
-    const inboundProtocol = inbound.protocol ?? 'http';
+    const inboundProtocol = listenerProtocol(inbound.protocol);
     const mtls = inbound.mtls ?? 'strict';
     const dryRun = inbound.strictDryRun === true;
     const key = `app|${formatHostPort(inbound.app)}|${limits.connectTimeout}`;
@@ -83,12 +83,13 @@ export function compileSidecar(
       direction: 'inbound',
       service: config.service,
       protocol: inboundProtocol,
+      declaredProtocol: inbound.protocol,
       // A strict dry run still accepts plaintext: permissive on the wire, counted as strict would refuse.
       security: dryRun ? 'permissive' : mtls,
       admission: {
         allow: inbound.allow ? new Set(inbound.allow) : null,
         requireTls: mtls === 'strict' && !dryRun,
-        authz: inbound.authorization === undefined ? null : compileAuthz({ policies: policiesOf(inbound.authorization), defaultAction: inbound.authorization.defaultAction, trustDomain: ctx.trustDomain, protocol: inboundProtocol }),
+        authz: inbound.authorization === undefined ? null : compileAuthz({ policies: policiesOf(inbound.authorization), defaultAction: inbound.authorization.defaultAction, trustDomain: ctx.trustDomain, protocol: inboundProtocol === 'tcp' ? 'tcp' : 'http' }),
         strictDryRun: dryRun,
       },
       localSpiffeId: spiffeId,
@@ -111,7 +112,8 @@ export function compileSidecar(
       listen: upstream.listen,
       direction: 'outbound',
       service: upstream.name,
-      protocol: upstream.protocol ?? 'http',
+      protocol: listenerProtocol(upstream.protocol),
+      declaredProtocol: upstream.protocol,
       security: 'local',
       admission: { allow: null, requireTls: false, authz: null, strictDryRun: false },
       localSpiffeId: spiffeId,
@@ -131,6 +133,14 @@ export function compileSidecar(
     });
   }
   return { version: ctx.version, config, spiffeId, trustDomain: ctx.trustDomain, listeners };
+}
+
+/**
+ * The listener protocol of a declared one: `http2` and `grpc` are served by the `http`
+ * stage (HTTP/1.1 and HTTP/2 on one listener); `auto` detects HTTP/1, HTTP/2 or TCP.
+ */
+function listenerProtocol(declared: 'http' | 'http2' | 'grpc' | 'tcp' | 'auto' | undefined): CompiledListener['protocol'] {
+  return declared === 'tcp' || declared === 'auto' ? declared : 'http';
 }
 
 /** The policies of an authorization section: `rules` as a policy named `static`, then the named ones. */

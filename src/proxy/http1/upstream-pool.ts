@@ -89,7 +89,10 @@ export class UpstreamConnection {
  */
 export class Http1Pool {
   readonly address: HostPort;
-  readonly #connector: Connector;
+  /** How this endpoint is reached; the endpoint's HTTP/2 sessions (proxy/http2/session-pool.ts) use it too. */
+  readonly connector: Connector;
+  /** Told once when the pool closes (its cluster closed or was destroyed). */
+  readonly #closeListeners: (() => void)[] = [];
   readonly #keepAliveMs: number;
   readonly #idle: UpstreamConnection[] = [];
   readonly #all = new Set<UpstreamConnection>();
@@ -98,7 +101,7 @@ export class Http1Pool {
 
   constructor(address: HostPort, connector: Connector, keepAliveMs: number) {
     this.address = address;
-    this.#connector = connector;
+    this.connector = connector;
     this.#keepAliveMs = keepAliveMs;
   }
 
@@ -125,7 +128,7 @@ export class Http1Pool {
       }
     }
     if (this.#closed) return callback(new Error('the upstream pool is closed (configuration changed)'), null);
-    this.#connector.connect(this.address, (err, socket) => {
+    this.connector.connect(this.address, (err, socket) => {
       if (err !== null || socket === null) return callback(err ?? new Error('no socket'), null);
       const conn = new UpstreamConnection(socket, this);
       this.#all.add(conn);
@@ -163,8 +166,18 @@ export class Http1Pool {
     }
   };
 
+  /**
+   * Runs `listener` once when the pool closes (at once if it is closed): the HTTP/2
+   * session pool of the same endpoint closes with it, since Cluster owns only this pool.
+   */
+  onClose(listener: () => void): void {
+    if (this.#closed) listener();
+    else this.#closeListeners.push(listener);
+  }
+
   /** Closes idle connections now and busy ones as they are released. */
   close(): void {
+    if (!this.#closed) for (const listener of this.#closeListeners.splice(0)) listener();
     this.#closed = true;
     for (const conn of this.#idle.splice(0)) conn.socket.destroy();
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
