@@ -5,6 +5,9 @@ import { h2Pool, type H2EndpointPool, type SessionLimits } from './session-pool.
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = constants;
 
+/** Errors of `session.request` that mean the session takes no new stream (nothing was sent). */
+const SESSION_GONE = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_OUT_OF_STREAMS']);
+
 /**
  * How one attempt ended. This is the seam for retries, circuit breaking and outlier
  * detection: each outcome says whether the endpoint was reached, whether the request could
@@ -114,9 +117,11 @@ export class H2Attempt {
     let up: ClientHttp2Stream;
     try {
       up = session.request(headers, { endStream, waitForTrailers: !endStream });
-    } catch {
-      // The session is closing (GOAWAY) or out of stream IDs: nothing was sent.
-      return this.#end({ kind: 'refused', bodyConsumed: false });
+    } catch (err) {
+      // The session is closing (GOAWAY) or out of stream IDs: nothing was sent. Anything
+      // else (a header a route edit made invalid) cannot be sent at all.
+      if (SESSION_GONE.has((err as NodeJS.ErrnoException).code ?? '')) return this.#end({ kind: 'refused', bodyConsumed: false });
+      return this.#end({ kind: 'reset', code: NGHTTP2_INTERNAL_ERROR, responseStarted: false });
     }
     this.#up = up;
     this.#session = session;
@@ -158,7 +163,11 @@ export class H2Attempt {
   readonly #onWantTrailers = (): void => {
     const trailers = this.#owner.requestTrailers;
     // Empty trailers: Node ends the stream with an empty DATA frame instead.
-    this.#up!.sendTrailers(trailers === null ? {} : downstreamHeaders(trailers, true));
+    try {
+      this.#up!.sendTrailers(trailers === null ? {} : downstreamHeaders(trailers, true));
+    } catch {
+      this.#up!.close(NGHTTP2_INTERNAL_ERROR); // 'close' reports the reset
+    }
   };
 
   readonly #onContinue = (): void => {
@@ -187,8 +196,14 @@ export class H2Attempt {
     }
     const down = this.#owner.downstream;
     if (down.destroyed || down.closed) return; // the caller went away: the owner cancels
+    try {
+      down.respond(out, { endStream, waitForTrailers: !endStream });
+    } catch {
+      // A header the caller's side refuses (an invalid value from a route edit): nothing was sent.
+      up.close(NGHTTP2_CANCEL);
+      return this.#end({ kind: 'reset', code: NGHTTP2_INTERNAL_ERROR, responseStarted: false });
+    }
     this.#committed = true;
-    down.respond(out, { endStream, waitForTrailers: !endStream });
     if (!endStream) {
       down.once('wantTrailers', this.#onDownWantTrailers);
       down.on('drain', this.#onDownDrain);
@@ -225,7 +240,11 @@ export class H2Attempt {
     const trailers = this.#responseTrailers;
     const down = this.#owner.downstream;
     if (down.destroyed || down.closed) return;
-    down.sendTrailers(trailers === null ? {} : downstreamHeaders(trailers, true));
+    try {
+      down.sendTrailers(trailers === null ? {} : downstreamHeaders(trailers, true));
+    } catch {
+      down.close(NGHTTP2_INTERNAL_ERROR);
+    }
   };
 
   readonly #onUpClose = (): void => {

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 
 /**
  * Replies the sidecar makes itself on an HTTP/2 stream. HTTP: the status, a `weft-error`
@@ -70,6 +70,14 @@ export function grpcErrorFields(httpStatus: number, code: string, message: strin
  */
 export function sendLocalReply(stream: ServerHttp2Stream, reply: { status: number; code: string; message: string; grpc: boolean; head: boolean; extra?: OutgoingHttpHeaders }): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
+  try {
+    respond(stream, reply);
+  } catch {
+    stream.close(constants.NGHTTP2_INTERNAL_ERROR); // a header Node refuses (from `extra`)
+  }
+}
+
+function respond(stream: ServerHttp2Stream, reply: { status: number; code: string; message: string; grpc: boolean; head: boolean; extra?: OutgoingHttpHeaders }): void {
   if (reply.grpc) {
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...grpcErrorFields(reply.status, reply.code, reply.message), ...reply.extra }, { endStream: true });
     return;

@@ -71,7 +71,12 @@ export class H2ServerConnection {
       this.#exchanges.delete(exchange);
       if (this.#exchanges.size === 0) this.#idleSince = performance.now();
     });
-    exchange.start();
+    try {
+      exchange.start();
+    } catch {
+      // A bug on this stream (a route that throws…) must not take the sidecar down.
+      exchange.internalError();
+    }
     if (route.draining.value) this.closeIfIdle();
   };
 }

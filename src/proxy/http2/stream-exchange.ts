@@ -10,7 +10,7 @@ import { applyHeaderEdit, downstreamHeaders, join, requestView, upstreamRequestH
 import { grpcErrorFields, isGrpc, sendLocalReply } from './local-reply.js';
 import type { SessionLimits } from './session-pool.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants;
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants;
 
 /** Pseudo-headers and the like beyond `limits.maxHeaders` that a request or response may carry. */
 export const PSEUDO_HEADER_ALLOWANCE = 8;
@@ -133,7 +133,12 @@ export class H2Exchange implements AttemptOwner {
       const scheme = this.#headers[':scheme'] ?? 'http';
       const host = this.#headers[':authority'] ?? join(this.#headers['host']) ?? '';
       const status = rule.redirect.status;
-      if (!this.downstream.destroyed) this.downstream.respond({ ':status': status, location: rule.redirect.location(view, scheme, host) }, { endStream: true });
+      const down = this.downstream;
+      try {
+        if (!down.destroyed && !down.closed) down.respond({ ':status': status, location: rule.redirect.location(view, scheme, host) }, { endStream: true });
+      } catch {
+        down.close(NGHTTP2_INTERNAL_ERROR); // a Location Node refuses
+      }
       this.#finish(status);
       return false;
     }
@@ -220,6 +225,19 @@ export class H2Exchange implements AttemptOwner {
     }
   }
 
+  /** `start` threw: answer 500 (or reset what was started) and count it. */
+  internalError(): void {
+    this.#attempt?.cancel();
+    this.#attempt = null;
+    if (this.downstream.headersSent) {
+      this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_INTERNAL');
+      if (!this.downstream.destroyed && !this.downstream.closed) this.downstream.close(NGHTTP2_INTERNAL_ERROR);
+      this.#finish(500);
+    } else {
+      this.#fail(500, 'WEFT_E_INTERNAL', 'internal error in the sidecar');
+    }
+  }
+
   touch(): void {
     this.lastActivity = performance.now();
   }
@@ -250,7 +268,12 @@ export class H2Exchange implements AttemptOwner {
     this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_TIMEOUT');
     if (this.#grpc && !down.destroyed && !down.closed && !down.writableEnded) {
       down.once('wantTrailers', () => {
-        if (!down.destroyed && !down.closed) down.sendTrailers(grpcErrorFields(504, 'WEFT_E_TIMEOUT', message));
+        if (down.destroyed || down.closed) return;
+        try {
+          down.sendTrailers(grpcErrorFields(504, 'WEFT_E_TIMEOUT', message));
+        } catch {
+          down.close(NGHTTP2_CANCEL);
+        }
       });
       down.end();
     } else if (!down.destroyed && !down.closed) {
