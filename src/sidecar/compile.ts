@@ -105,6 +105,7 @@ export function compileSidecar(
       direction: 'inbound',
       service: config.service,
       protocol: inboundProtocol,
+      declaredProtocol: inbound.protocol,
       // A strict dry run still accepts plaintext: permissive on the wire, counted as strict would refuse.
       security: dryRun ? 'permissive' : mtls,
       admission: {
@@ -151,6 +152,7 @@ export function compileSidecar(
       direction: 'outbound',
       service: upstream.name,
       protocol: listenerProtocol(upstream.protocol),
+      declaredProtocol: upstream.protocol,
       security: 'local',
       admission: { allow: null, requireTls: false, authz: null, strictDryRun: false },
       localSpiffeId: spiffeId,

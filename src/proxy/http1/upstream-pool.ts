@@ -95,7 +95,10 @@ type AcquireCallback = (err: Error | null, conn: UpstreamConnection | null) => v
  */
 export class Http1Pool {
   readonly address: HostPort;
-  readonly #connector: Connector;
+  /** How this endpoint is reached; the endpoint's HTTP/2 sessions (proxy/http2/session-pool.ts) use it too. */
+  readonly connector: Connector;
+  /** Told once when the pool closes (its cluster closed or was destroyed). */
+  readonly #closeListeners: (() => void)[] = [];
   readonly #keepAliveMs: number;
   readonly #idle: UpstreamConnection[] = [];
   readonly #all = new Set<UpstreamConnection>();
@@ -107,7 +110,7 @@ export class Http1Pool {
 
   constructor(address: HostPort, connector: Connector, keepAliveMs: number, breaker: CircuitBreaker | null = null) {
     this.address = address;
-    this.#connector = connector;
+    this.connector = connector;
     this.#keepAliveMs = keepAliveMs;
     this.#breaker = breaker;
   }
@@ -147,7 +150,7 @@ export class Http1Pool {
   }
 
   #open(owner: UpstreamOwner, callback: AcquireCallback): void {
-    this.#connector.connect(this.address, (err, socket) => {
+    this.connector.connect(this.address, (err, socket) => {
       if (err !== null || socket === null) {
         this.#breaker?.connectionClosed();
         return callback(err ?? new Error('no socket'), null);
@@ -217,8 +220,18 @@ export class Http1Pool {
     }
   };
 
+  /**
+   * Runs `listener` once when the pool closes (at once if it is closed): the HTTP/2
+   * session pool of the same endpoint closes with it, since Cluster owns only this pool.
+   */
+  onClose(listener: () => void): void {
+    if (this.#closed) listener();
+    else this.#closeListeners.push(listener);
+  }
+
   /** Closes idle connections now and busy ones as they are released. */
   close(): void {
+    if (!this.#closed) for (const listener of this.#closeListeners.splice(0)) listener();
     this.#closed = true;
     for (const waiter of this.#waiting.splice(0)) {
       this.#breaker?.pendingDone();

@@ -15,6 +15,9 @@ import { admitted, peekConnectionInfo, setConnectionInfo, type Admission, type C
 import type { HttpRoute } from '../http1/exchange.js';
 import { formatXfcc } from '../http1/headers.js';
 import { ServerConnection } from '../http1/server-connection.js';
+import { localReplyBytes } from '../http1/local-reply.js';
+import { H2ServerConnection } from '../http2/server-session.js';
+import { ProtocolSniffer, type DetectedProtocol } from './detect.js';
 import { proxyTcp } from '../tcp/pipe.js';
 import type { Logger } from '../../obs/log.js';
 import type { CallerTally } from '../caller-tally.js';
@@ -33,8 +36,18 @@ export interface CompiledListener {
   readonly direction: 'inbound' | 'outbound';
   /** Metric label: the local service (inbound) or upstream name (outbound). */
   readonly service: string;
-  /** http: HTTP/1.1 (and HTTP/2); tcp: opaque bytes; auto: decided per connection from its first bytes. */
+  /**
+   * `http`: HTTP/1.1 and HTTP/2 (ALPN, else the HTTP/2 preface); `tcp`: opaque bytes;
+   * `auto`: the first bytes decide between HTTP/1, HTTP/2 and TCP (listener/detect.ts).
+   */
   readonly protocol: 'http' | 'tcp' | 'auto';
+  /**
+   * The app's declared protocol when it says more than `protocol`: `http2` or `grpc` (the
+   * app speaks HTTP/2), so TLS callers offering both h2 and http/1.1 get h2 by ALPN.
+   * Otherwise they get http/1.1 (the app may speak only HTTP/1.1, and the sidecar does not
+   * translate); callers offering only h2 (the outbound sidecar for an HTTP/2 caller) get h2.
+   */
+  readonly declaredProtocol?: 'http' | 'http2' | 'grpc' | 'tcp' | 'auto';
   /** strict/permissive: terminate mTLS from remote callers; local: plaintext from the app. */
   readonly security: ListenerSecurity;
   /** Who may call: the allow-list, whether plaintext is refused (strict inbound), the authorization rules, a strict dry run. */
@@ -59,6 +72,12 @@ export interface CompiledListener {
 const SNIFF_TIMEOUT_MS = 300;
 const TLS_HANDSHAKE = 0x16;
 
+/** What the listener's sweep and drain need of an HTTP connection, HTTP/1 or HTTP/2. */
+interface HttpConnection {
+  closeIfIdle(): void;
+  checkTimeouts(now: number): void;
+}
+
 /**
  * Owns one listening socket. Accepted connections pass through the security stage (mTLS
  * termination, permissive detection or none) into the HTTP or TCP stage of the compiled
@@ -71,7 +90,9 @@ export class ProxyListener {
   readonly #server: NetServer;
   readonly #tls: TlsServer;
   readonly #sockets = new Set<Socket>();
-  readonly #httpConnections = new Set<ServerConnection>();
+  readonly #httpConnections = new Set<HttpConnection>();
+  /** `http` listeners' connections whose first bytes have not arrived yet (the sweep bounds the wait). */
+  readonly #sniffing = new Set<ProtocolSniffer>();
   /** Sockets in the TCP stage: their authorization is re-checked when the rules change. */
   readonly #tcpSockets = new Set<Socket>();
   readonly #httpContext = { route: () => this.#route };
@@ -104,6 +125,10 @@ export class ProxyListener {
       requestCert: true,
       rejectUnauthorized: true,
       handshakeTimeout: compiled.limits.headerTimeout,
+      // HTTP/2 or HTTP/1.1 by ALPN. Node's own selection (ALPNProtocols) fails the handshake
+      // of a client that offers only other protocols (RFC 7301's no_application_protocol):
+      // here such a client gets its own first choice, and the bytes decide as without ALPN.
+      ALPNCallback: ({ protocols }) => selectAlpn(this.#compiled, protocols),
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#onSecure(socket));
     this.#tls.on('tlsClientError', () => this.#metrics.error(this.#compiled.direction, this.#compiled.service, 'WEFT_E_TLS_HANDSHAKE'));
@@ -196,6 +221,7 @@ export class ProxyListener {
   readonly #sweep = (): void => {
     const now = performance.now();
     for (const conn of this.#httpConnections) conn.checkTimeouts(now);
+    if (this.#sniffing.size > 0) this.#expireSniffing(now);
     this.#policy.tick();
   };
 
@@ -249,10 +275,11 @@ export class ProxyListener {
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    this.#dispatch(socket, tlsPeerIdentity(socket), true);
+    this.#dispatch(socket, tlsPeerIdentity(socket), true, socket.alpnProtocol);
   }
 
-  #dispatch(socket: Socket, peer: PeerIdentity, tls: boolean): void {
+  /** `alpn`: the protocol TLS negotiated (false or undefined: none, or plaintext). */
+  #dispatch(socket: Socket, peer: PeerIdentity, tls: boolean, alpn?: string | false | null): void {
     if (socket.destroyed) return;
     const c = this.#compiled;
     const hop: HopLabels = {
@@ -277,13 +304,35 @@ export class ProxyListener {
       this.#metrics.connectionClosed(hop);
       if (callers !== null) this.#callers!.closed(callers);
     });
-    if (c.protocol !== 'tcp') {
+    if (c.protocol === 'tcp') return this.#startProtocol(socket, info, 'tcp');
+    if (alpn === 'h2') return this.#startProtocol(socket, info, 'http2');
+    if (alpn === 'http/1.1') return this.#startProtocol(socket, info, 'http1');
+    // No ALPN (plaintext, or TLS without it): the first bytes decide.
+    const mode = c.protocol === 'auto' ? 'auto' : 'http';
+    const sniffer = new ProtocolSniffer(socket, mode, (protocol) => {
+      this.#sniffing.delete(sniffer);
+      this.#startProtocol(socket, info, protocol);
+    });
+    if (mode === 'http' && !sniffer.done) {
+      this.#sniffing.add(sniffer);
+      socket.once('close', () => this.#sniffing.delete(sniffer));
+    }
+  }
+
+  /** Hands a connection to the HTTP/1, HTTP/2 or TCP stage (a sniffed socket is paused with its first bytes unshifted). */
+  #startProtocol(socket: Socket, info: ConnectionInfo, protocol: DetectedProtocol): void {
+    if (socket.destroyed) return;
+    if (protocol === 'http1') {
       const conn = new ServerConnection(socket, info, this.#httpContext);
       this.#httpConnections.add(conn);
       socket.once('close', () => this.#httpConnections.delete(conn));
-      // A sniffed plaintext socket was paused with its first bytes unshifted.
       socket.resume();
+    } else if (protocol === 'http2') {
+      const conn = new H2ServerConnection(socket, info, this.#httpContext);
+      this.#httpConnections.add(conn);
+      socket.once('close', () => this.#httpConnections.delete(conn));
     } else {
+      const c = this.#compiled;
       this.#tcpSockets.add(socket);
       socket.once('close', () => this.#tcpSockets.delete(socket));
       const cluster = c.tcpRoutes === null ? c.cluster : c.tcpRoutes.pick();
@@ -295,6 +344,39 @@ export class ProxyListener {
       proxyTcp(cluster, this.#metrics, socket, info, c.admission, this.#policy);
     }
   }
+
+  /** `http` connections silent past the header timeout get 408, as HTTP/1 answers a head that does not arrive. */
+  #expireSniffing(now: number): void {
+    const { headerTimeout } = this.#compiled.limits;
+    for (const sniffer of this.#sniffing) {
+      if (now - sniffer.since <= headerTimeout) continue;
+      this.#sniffing.delete(sniffer);
+      const socket = sniffer.abandon();
+      const info = peekConnectionInfo(socket);
+      if (info !== null) {
+        this.#metrics.error(info.hop.direction, info.hop.service, 'WEFT_E_HTTP_408');
+        this.#metrics.request(info.hop, 408, 0);
+      }
+      socket.write(localReplyBytes(408, 'WEFT_E_HTTP_408', `the request head did not arrive within ${headerTimeout} ms`, { close: true, head: false }));
+      socket.destroySoon();
+    }
+  }
+}
+
+/**
+ * The ALPN protocol for a TLS caller offering `offered`: h2 or http/1.1 by the app's
+ * declared protocol (see CompiledListener.declaredProtocol), else the caller's first choice,
+ * which cannot fail the handshake (the bytes then decide, as without ALPN).
+ */
+export function selectAlpn(c: Pick<CompiledListener, 'protocol' | 'declaredProtocol'>, offered: readonly string[]): string | undefined {
+  if (c.protocol !== 'tcp') {
+    const h2 = offered.includes('h2');
+    const h1 = offered.includes('http/1.1');
+    const preferH2 = c.declaredProtocol === 'http2' || c.declaredProtocol === 'grpc';
+    if (h2 && (preferH2 || !h1)) return 'h2';
+    if (h1) return 'http/1.1';
+  }
+  return offered[0];
 }
 
 /** Once a listener has rules or a dry run, its series are shown (at 0 before the first event). */

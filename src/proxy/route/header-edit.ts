@@ -104,7 +104,7 @@ function dropLines(headers: HeaderLines, from: number, drop: string | readonly s
  * present header makes its value an array (a new array: the old one is not mutated).
  * Pseudo-headers (`:path`, `:authority`, …) are never touched.
  */
-export function applyHeaderEditToObject(edit: HeaderEdit, headers: Record<string, string | string[]>): void {
+export function applyHeaderEditToObject(edit: HeaderEdit, headers: Record<string, string | string[] | number | undefined>): void {
   for (let i = 0; i < edit.remove.length; i++) {
     const name = edit.remove[i]!;
     if (!isPseudo(name)) delete headers[name];
@@ -119,7 +119,7 @@ export function applyHeaderEditToObject(edit: HeaderEdit, headers: Record<string
     const value = edit.add[i]![1];
     if (isPseudo(name)) continue;
     const old = headers[name];
-    headers[name] = old === undefined ? value : typeof old === 'string' ? [old, value] : [...old, value];
+    headers[name] = old === undefined ? value : Array.isArray(old) ? [...old, value] : [String(old), value];
   }
 }
 

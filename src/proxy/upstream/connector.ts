@@ -9,9 +9,15 @@ import { clientSecureContext, peerSpiffeId } from '../tls.js';
 /** Called once with a connected, ready-to-use socket or the reason there is none. */
 export type ConnectCallback = (err: Error | null, socket: Socket | null) => void;
 
+/** Per-connection options of `Connector.connect`. */
+export interface ConnectOptions {
+  /** ALPN protocols to offer over TLS instead of the connector's own (HTTP/2 sessions: `['h2']`); plaintext ignores it. */
+  readonly alpn?: readonly string[];
+}
+
 /** Opens connections to an endpoint: plaintext to the local app, or mTLS to a remote sidecar. */
 export interface Connector {
-  connect(endpoint: HostPort, callback: ConnectCallback): void;
+  connect(endpoint: HostPort, callback: ConnectCallback, options?: ConnectOptions): void;
   /** Releases watches held by the connector. */
   close(): void;
 }
@@ -62,8 +68,10 @@ export class MtlsConnector implements Connector {
     });
   }
 
-  connect(endpoint: HostPort, callback: ConnectCallback): void {
-    const key = `${endpoint.host}:${endpoint.port}`;
+  connect(endpoint: HostPort, callback: ConnectCallback, connectOptions?: ConnectOptions): void {
+    const alpn = connectOptions?.alpn ?? this.#alpn;
+    // Sessions are cached per ALPN list too: a resumed session keeps what it negotiated.
+    const key = `${endpoint.host}:${endpoint.port}${alpn === undefined ? '' : `|${alpn.join(',')}`}`;
     // allowHalfOpen: tls.connect passes it to the TLSSocket, though @types/node omits it.
     const options: ConnectionOptions & { allowHalfOpen: boolean } = {
       host: endpoint.host,
@@ -73,7 +81,7 @@ export class MtlsConnector implements Connector {
       // The peer is identified by its SPIFFE ID below, never by a DNS name.
       checkServerIdentity: () => undefined,
       session: this.#sessions.get(key),
-      ALPNProtocols: this.#alpn,
+      ALPNProtocols: alpn === undefined ? undefined : [...alpn],
       allowHalfOpen: true,
     };
     const socket: TLSSocket = tlsConnect(options);
@@ -102,7 +110,7 @@ export class MtlsConnector implements Connector {
         socket.destroy(
           new WeftError(
             'WEFT_E_PEER_IDENTITY',
-            `${key} presented ${actual ?? 'no SPIFFE ID'} but ${this.#expectedId} was expected; check the upstream's endpoints and identity`,
+            `${endpoint.host}:${endpoint.port} presented ${actual ?? 'no SPIFFE ID'} but ${this.#expectedId} was expected; check the upstream's endpoints and identity`,
           ),
         );
         return;

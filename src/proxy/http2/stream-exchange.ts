@@ -1,0 +1,317 @@
+import { constants, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { admitted, type ConnectionInfo } from '../connection-info.js';
+import { describeDenial } from '../authz/authz.js';
+import type { HttpRoute } from '../http1/exchange.js';
+import type { CompiledRule } from '../route/types.js';
+import type { Cluster } from '../upstream/cluster.js';
+import { H2Attempt, type AttemptOutcome, type AttemptOwner } from './attempt.js';
+import { formatGrpcTimeout, parseGrpcTimeout } from './grpc-timeout.js';
+import { downstreamHeaders, join, requestView, upstreamRequestHeaders } from './headers.js';
+import { applyHeaderEditToObject as applyHeaderEdit } from '../route/header-edit.js';
+import { grpcErrorFields, isGrpc, sendLocalReply } from './local-reply.js';
+import type { SessionLimits } from './session-pool.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants;
+
+/** Pseudo-headers and the like beyond `limits.maxHeaders` that a request or response may carry. */
+export const PSEUDO_HEADER_ALLOWANCE = 8;
+
+/** Largest upstream response header block accepted (as HTTP/1's response head limit). */
+const MAX_RESPONSE_HEADERS = 64 * 1024;
+
+/** What a stream needs from its HTTP/2 connection. */
+export interface H2StreamContext {
+  readonly info: ConnectionInfo;
+  readonly clientAddress: string | undefined;
+}
+
+/**
+ * One request stream of a caller's HTTP/2 connection, forwarded over HTTP/2 (no
+ * translation between versions): the same checks as HTTP/1 (allow-list, authorization
+ * rules, strict dry run, caller counts), the route's rule (404 / gRPC UNIMPLEMENTED when
+ * none matches, redirects, 500 without backends, header edits, rewrites), the deadline
+ * (timeouts.request and the caller's grpc-timeout, whichever is sooner; 504 /
+ * DEADLINE_EXCEEDED), then attempts (`H2Attempt`) to the cluster's endpoints, moving to the
+ * next endpoint while no session can be established.
+ */
+export class H2Exchange implements AttemptOwner {
+  readonly downstream: ServerHttp2Stream;
+  requestTrailers: IncomingHttpHeaders | null = null;
+  /** When bytes last moved either way (the connection's sweep reads it). */
+  lastActivity: number;
+  readonly #headers: IncomingHttpHeaders;
+  readonly #endStream: boolean;
+  readonly #ctx: H2StreamContext;
+  readonly #route: HttpRoute;
+  readonly #start: number;
+  readonly #grpc: boolean;
+  #rule: CompiledRule<Cluster> | null = null;
+  #cluster: Cluster;
+  #upstreamHeaders: OutgoingHttpHeaders = {};
+  #limits: SessionLimits;
+  /** performance.now() by which the whole request must be done (Infinity: no deadline). */
+  #deadline = Infinity;
+  /** The caller sent grpc-timeout: each attempt forwards the time left. */
+  #forwardGrpcTimeout = false;
+  #timer: NodeJS.Timeout | null = null;
+  #attempt: H2Attempt | null = null;
+  #first = 0;
+  /** Endpoints tried so far (connect failures move on). */
+  #tries = 0;
+  #refusedRetried = false;
+  #status = 0;
+  #finished = false;
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, route: HttpRoute, ctx: H2StreamContext) {
+    this.downstream = stream;
+    this.#headers = headers;
+    this.#endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+    this.#route = route;
+    this.#ctx = ctx;
+    this.#start = performance.now();
+    this.lastActivity = this.#start;
+    this.#grpc = isGrpc(headers);
+    this.#cluster = route.cluster;
+    const { maxHeaders, maxHeaderBytes } = route.limits;
+    this.#limits = { maxHeaderListPairs: maxHeaders * 2 + PSEUDO_HEADER_ALLOWANCE, maxHeaderListSize: Math.max(MAX_RESPONSE_HEADERS, maxHeaderBytes) };
+  }
+
+  /** The response went to the caller, or the exchange ended. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Checks the request and starts the first attempt (or answers it locally). */
+  start(): void {
+    const stream = this.downstream;
+    stream.on('error', () => {}); // 'close' follows
+    stream.on('close', this.#onDownClose);
+    stream.on('trailers', (trailers: IncomingHttpHeaders) => (this.requestTrailers = trailers));
+    if (this.#endStream) stream.resume();
+    const headers = this.#headers;
+    const method = headers[':method'] ?? '';
+    const target = headers[':path'] ?? '';
+    if (method === 'CONNECT') return this.#fail(501, 'WEFT_E_METHOD', 'CONNECT (and WebSocket over HTTP/2) is not supported by the sidecar');
+    const info = this.#ctx.info;
+    const route = this.#route;
+    if (info.callers !== null) info.callers.requests++;
+    const admission = route.admission;
+    if (!admitted(admission, info)) return this.#fail(403, 'WEFT_E_FORBIDDEN', `caller ${info.peer.spiffeId ?? '(plaintext)'} is not allowed by inbound.allow`);
+    if (admission.authz !== null) {
+      const decision = admission.authz.checkRequest(info.peer.spiffeId, method, target, (name) => join(headers[name]));
+      if (!decision.allowed) {
+        route.policy.denied(info, decision, method, target);
+        return this.#fail(403, 'WEFT_E_AUTHZ_DENIED', `caller ${info.peer.spiffeId ?? '(plaintext)'} ${describeDenial(decision)}`);
+      }
+      if (decision.audited) route.policy.audited(info, decision, method, target);
+      else route.policy.allowed();
+    }
+    if (admission.strictDryRun && !info.tls) {
+      if (info.callers !== null) info.callers.wouldReject++;
+      route.policy.strictDryRun(info, method, target);
+    }
+    this.#upstreamHeaders = upstreamRequestHeaders(headers, { inbound: route.inbound, proto: info.tls ? 'https' : 'http', clientAddress: this.#ctx.clientAddress, xfcc: info.xfcc });
+    if (route.router !== null && !this.#applyRoute()) return;
+    if (this.#cluster.endpoints.length === 0) {
+      // Connected mode: the catalog has no healthy instance of this upstream right now.
+      return this.#fail(503, 'WEFT_E_NO_ENDPOINTS', 'no healthy instance of this upstream service');
+    }
+    this.#startDeadline();
+    this.#first = this.#cluster.first();
+    this.#next(false);
+  }
+
+  /** The route's rule: false when it answered the request itself (no match, redirect, no backends). */
+  #applyRoute(): boolean {
+    const view = requestView(this.#headers);
+    const rule = this.#route.router!.match(view);
+    if (rule === null) {
+      this.#fail(404, 'WEFT_E_NO_ROUTE', 'no route rule matches this request');
+      return false;
+    }
+    this.#rule = rule;
+    if (rule.redirect !== null) {
+      const scheme = this.#headers[':scheme'] ?? 'http';
+      const host = this.#headers[':authority'] ?? join(this.#headers['host']) ?? '';
+      const status = rule.redirect.status;
+      const down = this.downstream;
+      try {
+        if (!down.destroyed && !down.closed) down.respond({ ':status': status, location: rule.redirect.location(view, scheme, host) }, { endStream: true });
+      } catch {
+        down.close(NGHTTP2_INTERNAL_ERROR); // a Location Node refuses
+      }
+      this.#finish(status);
+      return false;
+    }
+    const backend = rule.noBackends ? null : rule.backends.pick();
+    if (backend === null) {
+      this.#fail(500, 'WEFT_E_NO_BACKEND', `route rule ${rule.name} has no backend to send to`);
+      return false;
+    }
+    this.#cluster = backend;
+    const out = this.#upstreamHeaders;
+    if (rule.requestHeaders !== null) applyHeaderEdit(rule.requestHeaders, out);
+    if (rule.rewrite !== null) {
+      if (rule.rewrite.hostname !== null) out[':authority'] = rule.rewrite.hostname;
+      const path = rule.rewrite.path(view);
+      if (path !== null) out[':path'] = view.query === null ? path : `${path}?${view.query}`;
+    }
+    return true;
+  }
+
+  /** The overall deadline: timeouts.request and the caller's grpc-timeout, whichever is sooner. */
+  #startDeadline(): void {
+    let budget = this.#rule?.requestTimeoutMs ?? null;
+    if (this.#grpc && this.#headers['grpc-timeout'] !== undefined) {
+      const asked = parseGrpcTimeout(join(this.#headers['grpc-timeout']));
+      if (asked === null) {
+        delete this.#upstreamHeaders['grpc-timeout']; // malformed: ignored, not passed on
+      } else {
+        this.#forwardGrpcTimeout = true;
+        budget = budget === null ? asked : Math.min(budget, asked);
+      }
+    }
+    if (budget === null) return;
+    this.#deadline = this.#start + budget;
+    this.#timer = setTimeout(this.#onDeadline, Math.max(0, this.#deadline - performance.now()));
+  }
+
+  /**
+   * Starts the next attempt: to the endpoint after the ones tried (connect failures), or
+   * the same one on a new session (`fresh`: the last session refused the stream).
+   */
+  #next(fresh: boolean): void {
+    const endpoint = this.#cluster.at(this.#first, this.#tries);
+    const headers = this.#forwardGrpcTimeout ? { ...this.#upstreamHeaders, 'grpc-timeout': formatGrpcTimeout(this.#deadline - performance.now()) } : this.#upstreamHeaders;
+    const attempt = new H2Attempt(this, { endpoint, headers, endStream: this.#endStream, timeoutMs: this.#rule?.backendTimeoutMs ?? null, limits: this.#limits, freshSession: fresh });
+    this.#attempt = attempt;
+    attempt.start();
+  }
+
+  attemptResponse(_attempt: H2Attempt, headers: IncomingHttpHeaders): OutgoingHttpHeaders | null {
+    this.#status = Number(headers[':status']);
+    const out = downstreamHeaders(headers, false);
+    if (this.#rule?.responseHeaders) applyHeaderEdit(this.#rule.responseHeaders, out);
+    return out;
+  }
+
+  attemptDone(attempt: H2Attempt, outcome: AttemptOutcome): void {
+    if (attempt !== this.#attempt || this.#finished) return;
+    this.#attempt = null;
+    switch (outcome.kind) {
+      case 'response':
+        return this.#finish(outcome.status);
+      case 'connect-failure': {
+        if (this.#tries + 1 < this.#cluster.endpoints.length) {
+          this.#tries++;
+          return this.#next(false);
+        }
+        const code = (outcome.error as NodeJS.ErrnoException).code === 'WEFT_E_PEER_IDENTITY' ? 'WEFT_E_PEER_IDENTITY' : 'WEFT_E_UPSTREAM_CONNECT';
+        return this.#fail(503, code, `upstream unreachable: ${outcome.error.message}`);
+      }
+      case 'refused':
+        // Nothing was processed: once more on a new session, if the body is still whole.
+        if (!outcome.bodyConsumed && !this.#refusedRetried) {
+          this.#refusedRetried = true;
+          return this.#next(true);
+        }
+        return this.#fail(503, 'WEFT_E_UPSTREAM_RESET', 'the upstream refused the stream (it was closing its connection)');
+      case 'reset':
+        if (!outcome.responseStarted) return this.#fail(502, 'WEFT_E_UPSTREAM_RESET', `the upstream reset the stream before responding (HTTP/2 error ${outcome.code})`);
+        // Cut off after it started: the caller's stream was reset with the same code.
+        this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_UPSTREAM_RESET');
+        return this.#finish(this.#status);
+      case 'timeout':
+        return this.#timedOut(outcome.responseStarted, 'the upstream did not answer within timeouts.backendRequest');
+    }
+  }
+
+  /** `start` threw: answer 500 (or reset what was started) and count it. */
+  internalError(): void {
+    this.#attempt?.cancel();
+    this.#attempt = null;
+    if (this.downstream.headersSent) {
+      this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_INTERNAL');
+      if (!this.downstream.destroyed && !this.downstream.closed) this.downstream.close(NGHTTP2_INTERNAL_ERROR);
+      this.#finish(500);
+    } else {
+      this.#fail(500, 'WEFT_E_INTERNAL', 'internal error in the sidecar');
+    }
+  }
+
+  touch(): void {
+    this.lastActivity = performance.now();
+  }
+
+  /** Nothing moved for `limit` ms (limits.streamIdleTimeout): reset both streams. */
+  checkIdle(now: number, limit: number): void {
+    if (this.#finished || now - this.lastActivity <= limit) return;
+    this.#attempt?.cancel();
+    this.#attempt = null;
+    this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_STREAM_IDLE');
+    if (!this.downstream.destroyed && !this.downstream.closed) this.downstream.close(NGHTTP2_CANCEL);
+    this.#finish(this.downstream.headersSent ? this.#status : 504);
+  }
+
+  readonly #onDeadline = (): void => {
+    this.#timer = null;
+    if (this.#finished) return;
+    const committed = this.#attempt?.committed ?? false;
+    this.#attempt?.cancel(); // RST_STREAM CANCEL upstream
+    this.#attempt = null;
+    this.#timedOut(committed, this.#forwardGrpcTimeout ? 'the gRPC deadline (grpc-timeout) passed' : 'the request did not complete within timeouts.request');
+  };
+
+  /** A timeout: 504 (gRPC: DEADLINE_EXCEEDED), in trailers when the response had started; an HTTP response cut off is reset. */
+  #timedOut(responseStarted: boolean, message: string): void {
+    const down = this.downstream;
+    if (!responseStarted) return this.#fail(504, 'WEFT_E_TIMEOUT', message);
+    this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_TIMEOUT');
+    if (this.#grpc && !down.destroyed && !down.closed && !down.writableEnded) {
+      down.once('wantTrailers', () => {
+        if (down.destroyed || down.closed) return;
+        try {
+          down.sendTrailers(grpcErrorFields(504, 'WEFT_E_TIMEOUT', message));
+        } catch {
+          down.close(NGHTTP2_CANCEL);
+        }
+      });
+      down.end();
+    } else if (!down.destroyed && !down.closed) {
+      down.close(NGHTTP2_CANCEL);
+    }
+    this.#finish(504);
+  }
+
+  /** The caller's stream closed: reset by the caller (499) or complete. */
+  readonly #onDownClose = (): void => {
+    if (this.#finished) return;
+    const attempt = this.#attempt;
+    this.#attempt = null;
+    attempt?.cancel();
+    const whole = attempt !== null && attempt.committed && this.downstream.rstCode === NGHTTP2_NO_ERROR;
+    this.#finish(whole ? this.#status : 499);
+  };
+
+  /** A local reply (nothing of a response was sent), counted like HTTP/1's. */
+  #fail(status: number, code: string, message: string): void {
+    const hop = this.#ctx.info.hop;
+    this.#route.metrics.error(hop.direction, hop.service, code);
+    sendLocalReply(this.downstream, { status, code, message, grpc: this.#grpc, head: this.#headers[':method'] === 'HEAD' });
+    this.#finish(status);
+  }
+
+  #finish(status: number): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#route.metrics.request(this.#ctx.info.hop, status, (performance.now() - this.#start) / 1000);
+    // A request body nobody reads any more is read and dropped, so the caller is not stalled.
+    const down = this.downstream;
+    if (!down.readableEnded && !down.destroyed) {
+      down.removeAllListeners('data');
+      down.resume();
+    }
+  }
+}
