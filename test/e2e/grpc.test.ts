@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { connect as h2Connect, createServer as createH2Server, constants as h2, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -361,3 +362,59 @@ function sClient(address: string, args: string[]): Promise<string> {
     });
   });
 }
+
+test('a GRPCRoute retries UNAVAILABLE: a 50% failing method succeeds for every call, and the app saw the retries', async (t) => {
+  const server = new grpc.Server();
+  let calls = 0;
+  const flaky = { path: `${SERVICE}/Flaky`, requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw };
+  server.addService({ Flaky: flaky }, {
+    Flaky: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+      calls++;
+      if (Math.random() < 0.5) callback({ code: grpc.status.UNAVAILABLE, details: 'try again' });
+      else callback(null, call.request);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  t.after(() => server.forceShutdown());
+  const dir = await tempDir(t);
+  const ca = await makeCa(dir);
+  const api = await startSidecar(t, ['--service', 'api', '--protocol', 'grpc', '--issuer', ca, '--inbound', '127.0.0.1:0', '--app', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0']);
+  const file = join(dir, 'web.yaml');
+  await writeFile(
+    file,
+    `service: web
+identity:
+  issuer: { dir: ${ca} }
+admin:
+  listen: 127.0.0.1:0
+upstreams:
+  - name: api
+    listen: 127.0.0.1:0
+    protocol: grpc
+    endpoints: ["${api.listeners['inbound']!}"]
+    trafficPolicy:
+      retryBudget: { percent: 200, minRetriesPerSecond: 10 }
+    routes:
+      - kind: GRPCRoute
+        name: api
+        rules:
+          - matches: [{ method: { service: weft.test.Echo } }]
+            retry: { attempts: 10, codes: [UNAVAILABLE], backoff: 1ms }
+            backendRefs: [{ name: api }]
+`,
+  );
+  const web = await startSidecar(t, ['-c', file]);
+  const client = new grpc.Client(web.listeners['upstream api']!, grpc.credentials.createInsecure());
+  t.after(() => client.close());
+  const n = 200;
+  let ok = 0;
+  for (let i = 0; i < n; i++) {
+    const r = await unary(client, 'Flaky', Buffer.from(`call ${i}`));
+    if (r.err === null && r.response?.toString() === `call ${i}`) ok++;
+  }
+  t.diagnostic(`${ok}/${n} succeeded; the app saw ${calls} calls`);
+  assert.equal(ok, n);
+  assert.ok(calls > n * 1.3, `retries reached the app: ${calls} calls for ${n}`);
+  const metrics = (await admin(web.admin, '/metrics')).body;
+  assert.equal(metricValue(metrics, 'weft_retries_total', { direction: 'outbound', service: 'api' }), calls - n);
+});

@@ -277,7 +277,7 @@ test('http listeners: a caller that sends nothing gets 408 after the header time
   const dir = await tempDir(t);
   const ca = await makeCa(dir);
   const config = join(dir, 'api.yaml');
-  await writeFile(config, `service: api\nidentity:\n  issuer:\n    dir: ${ca}\ninbound:\n  listen: 127.0.0.1:0\n  app: ${app}\n  mtls: permissive\nlimits:\n  headerTimeout: 1s\nadmin:\n  listen: 127.0.0.1:0\n`);
+  await writeFile(config, `service: api\nidentity:\n  issuer:\n    dir: ${ca}\ninbound:\n  listen: 127.0.0.1:0\n  app: ${app}\n  protocol: http\n  mtls: permissive\nlimits:\n  headerTimeout: 1s\nadmin:\n  listen: 127.0.0.1:0\n`);
   const api = await startSidecar(t, ['-c', config]);
   const [host, port] = api.listeners['inbound']!.split(':') as [string, string];
   const start = Date.now();

@@ -83,7 +83,7 @@ test('apply, get and delete resources; invalid files are rejected whole with eve
   const bad = await weft(['apply', '-f', join(dir, 'bad.yml')]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /invalid configuration \(4 problems\)/, bad.stderr);
-  assert.match(bad.stderr, /bad\.yml:4:13 spec\.protocol: protocol must be http or tcp/);
+  assert.match(bad.stderr, /bad\.yml:4:13 spec\.protocol: protocol must be http, http2, grpc or tcp/);
   assert.match(bad.stderr, /bad\.yml:5:3 spec\.colour: unknown field "colour"/);
   assert.match(bad.stderr, /bad\.yml:12:15 spec\.rules\.0\.action: action must be allow, deny or audit/);
   assert.match(bad.stderr, /bad\.yml:13:13 spec\.rules\.0\.from: a rule needs at least one source/);

@@ -124,7 +124,7 @@ test('HTTP/2 with a router: no match, redirect, no backends, edits, rewrite, the
     '/redirect': rule('ns/r/0', b, { redirect: { status: 302, location: (req: RequestView, scheme, host) => `${scheme}://${host}/moved${req.path}` } }),
     '/nobackend': rule('ns/r/1', null),
     '/edit': rule('ns/r/2', b, {
-      requestHeaders: { remove: ['x-drop'], set: [['X-Set', 'set']], add: [['x-add', 'two']] },
+      requestHeaders: { remove: ['x-drop'], set: [['x-set', 'set']], add: [['x-add', 'two']] },
       responseHeaders: { ...NO_EDIT, remove: ['x-app-secret'], set: [['x-resp', 'edited']] },
       rewrite: { hostname: 'rewritten.example', path: () => '/new/path' },
     }),

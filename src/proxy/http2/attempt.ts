@@ -55,6 +55,8 @@ export interface AttemptRequest {
   readonly limits: SessionLimits;
   /** Drop the endpoint's open session first (the previous attempt on it was refused). */
   readonly freshSession: boolean;
+  /** A retry: the whole request body, kept while the first attempt sent it (null: read it from the caller). */
+  readonly body?: readonly Buffer[] | null;
 }
 
 /**
@@ -133,7 +135,12 @@ export class H2Attempt {
     up.on('continue', this.#onContinue);
     up.on('trailers', this.#onTrailers);
     up.on('close', this.#onUpClose);
-    if (!endStream) {
+    const body = this.request.body ?? null;
+    if (!endStream && body !== null) {
+      up.on('wantTrailers', this.#onWantTrailers);
+      for (const chunk of body) up.write(chunk);
+      up.end();
+    } else if (!endStream) {
       const down = this.#owner.downstream;
       up.on('wantTrailers', this.#onWantTrailers);
       up.on('drain', this.#onUpDrain);

@@ -3,13 +3,20 @@ import { admitted, type ConnectionInfo } from '../connection-info.js';
 import { describeDenial } from '../authz/authz.js';
 import type { HttpRoute } from '../http1/exchange.js';
 import type { CompiledRule } from '../route/types.js';
-import type { Cluster } from '../upstream/cluster.js';
+import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import { H2Attempt, type AttemptOutcome, type AttemptOwner } from './attempt.js';
 import { formatGrpcTimeout, parseGrpcTimeout } from './grpc-timeout.js';
 import { downstreamHeaders, join, requestView, upstreamRequestHeaders } from './headers.js';
 import { applyHeaderEditToObject as applyHeaderEdit } from '../route/header-edit.js';
 import { grpcErrorFields, isGrpc, sendLocalReply } from './local-reply.js';
 import type { SessionLimits } from './session-pool.js';
+
+/** Request bodies up to this size are kept while sent, so that the request can be retried. */
+const RETAIN_MAX = 64 * 1024;
+
+/** gRPC status codes that count as endpoint failures for outlier detection. */
+const GRPC_UNAVAILABLE = 14;
+const GRPC_INTERNAL = 13;
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = constants;
 
@@ -61,6 +68,16 @@ export class H2Exchange implements AttemptOwner {
   #refusedRetried = false;
   #status = 0;
   #finished = false;
+  /** The request holds a slot in its cluster's circuit breaker (and a retry slot while retrying). */
+  #holdsSlot = false;
+  #retrying = false;
+  /** Tries of the request so far (a retry adds one; endpoint failover within a try does not). */
+  #round = 1;
+  /** The endpoint of the attempt in flight (least-request count, outlier reports). */
+  #endpoint: Endpoint | null = null;
+  /** The request body as the caller sent it, kept for a retry (null: not kept, or too large). */
+  #retained: Buffer[] | null = null;
+  #retainedBytes = 0;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, route: HttpRoute, ctx: H2StreamContext) {
     this.downstream = stream;
@@ -112,13 +129,53 @@ export class H2Exchange implements AttemptOwner {
     }
     this.#upstreamHeaders = upstreamRequestHeaders(headers, { inbound: route.inbound, proto: info.tls ? 'https' : 'http', clientAddress: this.#ctx.clientAddress, xfcc: info.xfcc });
     if (route.router !== null && !this.#applyRoute()) return;
-    if (this.#cluster.endpoints.length === 0) {
+    const cluster = this.#cluster;
+    if (cluster.endpoints.length === 0) {
       // Connected mode: the catalog has no healthy instance of this upstream right now.
-      return this.#fail(503, 'WEFT_E_NO_ENDPOINTS', 'no healthy instance of this upstream service');
+      return this.#fail(503, 'WEFT_E_NO_ENDPOINTS', `no healthy instance of ${cluster.name}`);
     }
+    if (cluster.fault !== null) {
+      const fault = cluster.fault.decide((name) => join(headers[name]));
+      if (fault !== null && fault.abortStatus > 0) {
+        return this.#fail(fault.abortStatus, 'WEFT_E_FAULT_ABORT', `fault injected: ${cluster.name} answers ${fault.abortStatus} for this share of requests`);
+      }
+      if (fault !== null && fault.delayMs > 0) {
+        setTimeout(() => {
+          if (!this.#finished) this.#forward();
+        }, fault.delayMs);
+        return;
+      }
+    }
+    this.#forward();
+  }
+
+  /** Takes a breaker slot and starts the first try. */
+  #forward(): void {
+    const cluster = this.#cluster;
+    if (this.#rule?.retry != null && !this.#endStream) {
+      // Keep the body (up to RETAIN_MAX) as the first attempt sends it, so a retry can send it again.
+      this.#retained = [];
+      const keep = (chunk: Buffer): void => {
+        if (this.#retained === null) return;
+        this.#retainedBytes += chunk.length;
+        if (this.#retainedBytes > RETAIN_MAX) this.#retained = null;
+        else this.#retained.push(chunk);
+      };
+      this.downstream.on('data', keep);
+      this.downstream.pause(); // flows when the attempt reads it, to both listeners
+    }
+    if (!cluster.breaker.tryRequest()) return this.#fail(503, 'WEFT_E_OVERFLOW', `the circuit breaker of ${cluster.name} is open: too many concurrent requests`);
+    this.#holdsSlot = true;
+    cluster.budget.recordRequest();
     this.#startDeadline();
-    this.#first = this.#cluster.first();
+    this.#first = cluster.first(this.#hashKey());
     this.#next(false);
+  }
+
+  /** ConsistentHash: the value of the cluster's hash header, or null. */
+  #hashKey(): string | null {
+    const name = this.#cluster.hashHeader;
+    return name === null ? null : (join(this.#headers[name]) ?? null);
   }
 
   /** The route's rule: false when it answered the request itself (no match, redirect, no backends). */
@@ -182,14 +239,22 @@ export class H2Exchange implements AttemptOwner {
    */
   #next(fresh: boolean): void {
     const endpoint = this.#cluster.at(this.#first, this.#tries);
-    const headers = this.#forwardGrpcTimeout ? { ...this.#upstreamHeaders, 'grpc-timeout': formatGrpcTimeout(this.#deadline - performance.now()) } : this.#upstreamHeaders;
-    const attempt = new H2Attempt(this, { endpoint, headers, endStream: this.#endStream, timeoutMs: this.#rule?.backendTimeoutMs ?? null, limits: this.#limits, freshSession: fresh });
+    this.#endpoint = endpoint;
+    endpoint.active++;
+    const base = this.#round > 1 ? { ...this.#upstreamHeaders, 'x-weft-attempt': String(this.#round) } : this.#upstreamHeaders;
+    const headers = this.#forwardGrpcTimeout ? { ...base, 'grpc-timeout': formatGrpcTimeout(this.#deadline - performance.now()) } : base;
+    const body = this.#round > 1 && !this.#endStream ? this.#retained : null;
+    const attempt = new H2Attempt(this, { endpoint, headers, endStream: this.#endStream, timeoutMs: this.#rule?.backendTimeoutMs ?? null, limits: this.#limits, freshSession: fresh, body });
     this.#attempt = attempt;
     attempt.start();
   }
 
-  attemptResponse(_attempt: H2Attempt, headers: IncomingHttpHeaders): OutgoingHttpHeaders | null {
-    this.#status = Number(headers[':status']);
+  attemptResponse(_attempt: H2Attempt, headers: IncomingHttpHeaders, endStream: boolean): OutgoingHttpHeaders | null {
+    const status = Number(headers[':status']);
+    // A trailers-only gRPC answer carries its status in the head: retryable like an HTTP status.
+    const grpcStatus = endStream && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : null;
+    if (this.#retryable(status, grpcStatus)) return null;
+    this.#status = status;
     const out = downstreamHeaders(headers, false);
     if (this.#rule?.responseHeaders) applyHeaderEdit(this.#rule.responseHeaders, out);
     return out;
@@ -198,8 +263,10 @@ export class H2Exchange implements AttemptOwner {
   attemptDone(attempt: H2Attempt, outcome: AttemptOutcome): void {
     if (attempt !== this.#attempt || this.#finished) return;
     this.#attempt = null;
+    this.#report(outcome);
     switch (outcome.kind) {
       case 'response':
+        if (!outcome.relayed) return this.#retry(); // declined by attemptResponse: retryable
         return this.#finish(outcome.status);
       case 'connect-failure': {
         if (this.#tries + 1 < this.#cluster.endpoints.length) {
@@ -217,13 +284,80 @@ export class H2Exchange implements AttemptOwner {
         }
         return this.#fail(503, 'WEFT_E_UPSTREAM_RESET', 'the upstream refused the stream (it was closing its connection)');
       case 'reset':
+        if (!outcome.responseStarted && this.#retryable(502, null)) return this.#retry();
         if (!outcome.responseStarted) return this.#fail(502, 'WEFT_E_UPSTREAM_RESET', `the upstream reset the stream before responding (HTTP/2 error ${outcome.code})`);
         // Cut off after it started: the caller's stream was reset with the same code.
         this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_UPSTREAM_RESET');
         return this.#finish(this.#status);
       case 'timeout':
+        if (!outcome.responseStarted && this.#retryable(504, null)) return this.#retry();
         return this.#timedOut(outcome.responseStarted, 'the upstream did not answer within timeouts.backendRequest');
     }
+  }
+
+  /** The attempt's endpoint is free again; its outcome feeds outlier detection (gRPC UNAVAILABLE counts as a gateway error, INTERNAL as a 5xx). */
+  #report(outcome: AttemptOutcome): void {
+    const endpoint = this.#endpoint;
+    if (endpoint === null) return;
+    this.#endpoint = null;
+    endpoint.active--;
+    const cluster = this.#cluster;
+    switch (outcome.kind) {
+      case 'connect-failure':
+        return cluster.report(endpoint, 'connect');
+      case 'reset':
+      case 'timeout':
+        return cluster.report(endpoint, 'gateway');
+      case 'refused':
+        return;
+      case 'response': {
+        const { status, grpcStatus } = outcome;
+        if (status === 502 || status === 503 || status === 504 || grpcStatus === GRPC_UNAVAILABLE) return cluster.report(endpoint, 'gateway');
+        if (status >= 500 || grpcStatus === GRPC_INTERNAL) return cluster.report(endpoint, '5xx');
+        return cluster.report(endpoint, 'success');
+      }
+    }
+  }
+
+  /**
+   * True when the rule retries this answer (an HTTP status in `codes`, or a gRPC status in
+   * `grpcCodes`), the request can be sent again (it had no body: HTTP/2 bodies are streamed,
+   * not kept), tries remain, and the retry budget and the breaker allow one more.
+   */
+  #retryable(status: number, grpcStatus: number | null): boolean {
+    const retry = this.#rule?.retry ?? null;
+    if (retry === null || this.#round > retry.attempts) return false;
+    // Sent again only whole: no body, or all of it kept (the caller finished sending it).
+    if (!this.#endStream && (this.#retained === null || !this.downstream.readableEnded)) return false;
+    if (!retry.codes.has(status) && (grpcStatus === null || !retry.grpcCodes.has(grpcStatus))) return false;
+    const cluster = this.#cluster;
+    if (!cluster.budget.canRetry()) {
+      this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_RETRY_BUDGET');
+      return false;
+    }
+    if (!this.#retrying && !cluster.breaker.tryRetry()) return false;
+    this.#retrying = true;
+    return true;
+  }
+
+  /** A new try after the rule's backoff, on an endpoint the load balancer picks again. */
+  #retry(): void {
+    const cluster = this.#cluster;
+    cluster.budget.recordRetry();
+    this.#route.metrics.retry(this.#ctx.info.hop.direction, this.#ctx.info.hop.service);
+    this.#round++;
+    const base = this.#rule!.retry!.backoffMs;
+    const exp = Math.min(base * 2 ** (this.#round - 2), base * 10);
+    const wait = base <= 0 ? 0 : exp * (1 + 0.5 * Math.random());
+    if (performance.now() + wait >= this.#deadline) return this.#timedOut(false, 'the request did not complete within its deadline');
+    const go = () => {
+      if (this.#finished) return;
+      this.#tries = 0;
+      this.#first = cluster.first(this.#hashKey());
+      this.#next(false);
+    };
+    if (wait < 1) go();
+    else setTimeout(go, wait);
   }
 
   /** `start` threw: answer 500 (or reset what was started) and count it. */
@@ -304,6 +438,14 @@ export class H2Exchange implements AttemptOwner {
   #finish(status: number): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (this.#endpoint !== null) {
+      this.#endpoint.active--;
+      this.#endpoint = null;
+    }
+    if (this.#holdsSlot) {
+      this.#cluster.breaker.requestDone();
+      if (this.#retrying) this.#cluster.breaker.retryDone();
+    }
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     this.#route.metrics.request(this.#ctx.info.hop, status, (performance.now() - this.#start) / 1000);
