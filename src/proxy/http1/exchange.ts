@@ -102,6 +102,8 @@ export class Exchange implements UpstreamOwner {
   /** Tries so far (1 = the first; retries add one each). */
   #tries = 0;
   #retrying = false;
+  /** The request holds a slot in the cluster's breaker (from `start` on; not while a fault delay postpones it). */
+  #holdsSlot = false;
   #endpoint: Endpoint | null = null;
   #staleRetried = false;
   /** The request head waits to go out with the first body bytes, in one write. */
@@ -145,6 +147,7 @@ export class Exchange implements UpstreamOwner {
     // Connected mode: the catalog may have no healthy instance of this upstream right now.
     if (cluster.endpoints.length === 0) return this.#refuse(503, 'WEFT_E_NO_ENDPOINTS', `no healthy instance of ${cluster.name}`);
     if (!cluster.breaker.tryRequest()) return this.#refuse(503, 'WEFT_E_OVERFLOW', `the circuit breaker of ${cluster.name} is open: too many concurrent requests`);
+    this.#holdsSlot = true;
     cluster.budget.recordRequest();
     const rule = this.#rule;
     if (rule !== null && rule.requestTimeoutMs !== null) this.#deadline = this.#start + rule.requestTimeoutMs;
@@ -534,8 +537,9 @@ export class Exchange implements UpstreamOwner {
   #release(): void {
     if (this.#finished) return;
     this.#clearTimer();
-    this.#cluster.breaker.requestDone();
+    if (this.#holdsSlot) this.#cluster.breaker.requestDone();
     if (this.#retrying) this.#cluster.breaker.retryDone();
+    this.#holdsSlot = false;
     this.#retrying = false;
   }
 
