@@ -3,6 +3,7 @@ import type { LimitsConfig } from '../../config/sidecar-schema.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
 import type { Admission, ConnectionInfo } from '../connection-info.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
+import { admitRetry, retryBackoffMs } from '../upstream/retry.js';
 import type { CompiledRule, HeaderEdit, Router } from '../route/types.js';
 import { applyHeaderEdit } from '../route/header-edit.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
@@ -491,12 +492,7 @@ export class Exchange implements UpstreamOwner {
     if (retry === null || !retry.codes.has(status) || this.#tries > retry.attempts) return false;
     if (this.#upgrade || !this.#requestDone) return false;
     if ((this.#head.contentLength > 0 || this.#head.chunked) && (this.#retained === null || this.#retainedBytes === 0)) return false;
-    const cluster = this.#cluster;
-    if (!cluster.budget.canRetry()) {
-      this.#route.metrics.error(this.#down.info.hop.direction, this.#down.info.hop.service, 'WEFT_E_RETRY_BUDGET');
-      return false;
-    }
-    if (!this.#retrying && !cluster.breaker.tryRetry()) return false;
+    if (!admitRetry(this.#cluster, this.#retrying, this.#route.metrics, this.#down.info.hop)) return false;
     this.#retrying = true;
     return true;
   }
@@ -509,10 +505,7 @@ export class Exchange implements UpstreamOwner {
     this.#responseBytes = 0;
     this.#pending = null;
     this.#extraBytes = false;
-    const base = this.#rule!.retry!.backoffMs;
-    // GEP-1731: never sooner than the backoff; doubling per retry (at most 10x), with up to 50% jitter.
-    const exp = Math.min(base * 2 ** (this.#tries - 1), base * 10);
-    const wait = base <= 0 ? 0 : exp * (1 + 0.5 * Math.random());
+    const wait = retryBackoffMs(this.#rule!.retry!.backoffMs, this.#tries);
     this.#clearTimer();
     if (this.#deadline !== 0 && performance.now() + wait >= this.#deadline) {
       this.#localReply(504, 'WEFT_E_TIMEOUT', `${this.#cluster.name} did not answer within ${this.#rule!.requestTimeoutMs} ms`);

@@ -4,6 +4,7 @@ import { describeDenial } from '../authz/authz.js';
 import type { HttpRoute } from '../http1/exchange.js';
 import type { CompiledRule } from '../route/types.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
+import { admitRetry, retryBackoffMs } from '../upstream/retry.js';
 import { H2Attempt, type AttemptOutcome, type AttemptOwner } from './attempt.js';
 import { formatGrpcTimeout, parseGrpcTimeout } from './grpc-timeout.js';
 import { downstreamHeaders, join, requestView, upstreamRequestHeaders } from './headers.js';
@@ -330,12 +331,7 @@ export class H2Exchange implements AttemptOwner {
     // Sent again only whole: no body, or all of it kept (the caller finished sending it).
     if (!this.#endStream && (this.#retained === null || !this.downstream.readableEnded)) return false;
     if (!retry.codes.has(status) && (grpcStatus === null || !retry.grpcCodes.has(grpcStatus))) return false;
-    const cluster = this.#cluster;
-    if (!cluster.budget.canRetry()) {
-      this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_RETRY_BUDGET');
-      return false;
-    }
-    if (!this.#retrying && !cluster.breaker.tryRetry()) return false;
+    if (!admitRetry(this.#cluster, this.#retrying, this.#route.metrics, this.#ctx.info.hop)) return false;
     this.#retrying = true;
     return true;
   }
@@ -346,9 +342,7 @@ export class H2Exchange implements AttemptOwner {
     cluster.budget.recordRetry();
     this.#route.metrics.retry(this.#ctx.info.hop.direction, this.#ctx.info.hop.service);
     this.#round++;
-    const base = this.#rule!.retry!.backoffMs;
-    const exp = Math.min(base * 2 ** (this.#round - 2), base * 10);
-    const wait = base <= 0 ? 0 : exp * (1 + 0.5 * Math.random());
+    const wait = retryBackoffMs(this.#rule!.retry!.backoffMs, this.#round - 1);
     if (performance.now() + wait >= this.#deadline) return this.#timedOut(false, 'the request did not complete within its deadline');
     const go = () => {
       if (this.#finished) return;
