@@ -217,6 +217,7 @@ export const sidecarConfigSchema = z
         }
       }
     }
+    const upstreamKeys = new Set(cfg.upstreams.map((x) => `${x.namespace ?? cfg.namespace}/${x.name}`));
     cfg.upstreams.forEach((u, i) => {
       if (!connected && (u.endpoints === undefined || u.endpoints.length === 0)) {
         ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'endpoints'], message: 'list at least one endpoint (host:port of a remote sidecar)' });
@@ -238,12 +239,11 @@ export const sidecarConfigSchema = z
           ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'routes', r, 'kind'], message: `a ${route.kind} does not apply to a ${u.protocol} upstream: use ${tcpKind ? 'HTTPRoute or GRPCRoute' : 'TCPRoute'}, or change the upstream's protocol` });
         }
       });
-      const names = new Set(cfg.upstreams.map((x) => `${x.namespace ?? cfg.namespace}/${x.name}`));
       (u.routes ?? []).forEach((route, r) => {
         route.rules.forEach((rule, k) => {
           const refs = [...(rule.backendRefs ?? []).map((b, j) => ({ b, path: ['backendRefs', j] })), ...mirrorRefs(rule).map((b) => ({ b, path: ['filters'] }))];
           for (const { b, path } of refs) {
-            if (!names.has(`${b.namespace ?? u.namespace ?? cfg.namespace}/${b.name}`)) {
+            if (!upstreamKeys.has(`${b.namespace ?? u.namespace ?? cfg.namespace}/${b.name}`)) {
               ctx.addIssue({ code: 'custom', path: ['upstreams', i, 'routes', r, 'rules', k, ...path], message: `backendRef ${b.name} is not an upstream of this sidecar: add an upstream named ${b.name} (its endpoints are the backend), or fix the name` });
             }
           }

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeCa, tempDir, admin, metricValue, startSidecar } from '../helpers/weft.js';
-import { endpoint, fire, startCaller, startInstances, type InstanceHandler } from '../helpers/traffic.js';
+import { endpoint, fire, startCaller, startInstances, upstreamYaml, type InstanceHandler } from '../helpers/traffic.js';
 
 async function setup(t: import('node:test').TestContext) {
   const dir = await tempDir(t);
@@ -29,10 +29,8 @@ test('header match sends x-canary: 1 to v2 only; path rewrite and header modifie
     t,
     dir,
     ca,
-    `  - name: api
-    listen: 127.0.0.1:0
-    endpoints: [${endpoint(v1!, { version: 'v1' })}, ${endpoint(v2!, { version: 'v2' })}]
-    routes:
+    upstreamYaml('api', `[${endpoint(v1!, { version: 'v1' })}, ${endpoint(v2!, { version: 'v2' })}]`) +
+    `    routes:
       - kind: HTTPRoute
         name: api
         rules:
@@ -100,10 +98,8 @@ test('retries on 503 turn a 50% failing instance into >99% success within the bu
     }
   };
   const [api] = await startInstances(t, ca, 'api', [{ name: 'api', handler: flaky }]);
-  const upstream = (budget: string) => `  - name: api
-    listen: 127.0.0.1:0
-    endpoints: ["${api!.address}"]
-    trafficPolicy:
+  const upstream = (budget: string) => upstreamYaml('api', `["${api!.address}"]`) +
+    `    trafficPolicy:
       retryBudget: ${budget}
     routes:
       - kind: HTTPRoute
@@ -142,10 +138,8 @@ test('a slow backend answers 504 at the route timeout', async (t) => {
     t,
     dir,
     ca,
-    `  - name: api
-    listen: 127.0.0.1:0
-    endpoints: ["${api!.address}"]
-    routes:
+    upstreamYaml('api', `["${api!.address}"]`) +
+    `    routes:
       - kind: HTTPRoute
         name: api
         rules:
@@ -171,10 +165,8 @@ test('circuit breaking: with maxRequests N, a burst of 3N slow requests lets at 
     t,
     dir,
     ca,
-    `  - name: api
-    listen: 127.0.0.1:0
-    endpoints: ["${api!.address}"]
-    trafficPolicy:
+    upstreamYaml('api', `["${api!.address}"]`) +
+    `    trafficPolicy:
       connectionPool: { maxRequests: ${N} }
 `,
   );
@@ -202,10 +194,8 @@ test('outlier detection ejects an endpoint that returns 500s and brings it back 
     t,
     dir,
     ca,
-    `  - name: api
-    listen: 127.0.0.1:0
-    endpoints: [${instances.map((i) => `"${i.address}"`).join(', ')}]
-    trafficPolicy:
+    upstreamYaml('api', `[${instances.map((i) => `"${i.address}"`).join(', ')}]`) +
+    `    trafficPolicy:
       loadBalancer: { policy: RoundRobin }
       outlierDetection: { consecutive5xx: 3, baseEjectionTime: 3s, maxEjectionPercent: 50 }
 `,
@@ -233,10 +223,8 @@ test('least request sends a slow endpoint clearly less traffic than round robin 
     { name: 'fast1', handler: fast },
     { name: 'fast2', handler: fast },
   ]);
-  const upstream = (policy: string) => `  - name: api
-    listen: 127.0.0.1:0
-    endpoints: [${instances.map((i) => `"${i.address}"`).join(', ')}]
-    trafficPolicy:
+  const upstream = (policy: string) => upstreamYaml('api', `[${instances.map((i) => `"${i.address}"`).join(', ')}]`) +
+    `    trafficPolicy:
       loadBalancer: { policy: ${policy} }
 `;
   const caller = await startCaller(t, dir, ca, upstream('RoundRobin'));
@@ -262,10 +250,8 @@ test('rate limit: 429 beyond the configured rate, counted per caller', async (t)
     `service: limited\nidentity:\n  issuer: { dir: ${ca} }\nadmin:\n  listen: 127.0.0.1:0\ninbound:\n  listen: 127.0.0.1:0\n  app: 127.0.0.1:${(app.address() as AddressInfo).port}\n  protocol: http\n  trafficPolicy:\n    rateLimit: { requestsPerSecond: 5, burst: 10, perCaller: true }\n`,
   );
   const dest = await startSidecar(t, ['-c', file]);
-  const upstream = `  - name: limited
-    listen: 127.0.0.1:0
-    endpoints: ["${dest.listeners['inbound']!}"]
-`;
+  const upstream = upstreamYaml('limited', `["${dest.listeners['inbound']!}"]`) +
+    ``;
   const web = await startCaller(t, dir, ca, upstream, 'web');
   const batch = await startCaller(t, dir, ca, upstream, 'batch');
   const a = await fire(web.url, { n: 30, concurrency: 1 });
@@ -287,10 +273,8 @@ test('fault injection: 10% aborts and a 300 ms delay for 20% show up within tole
     t,
     dir,
     ca,
-    `  - name: api
-    listen: 127.0.0.1:0
-    endpoints: ["${api!.address}"]
-    trafficPolicy:
+    upstreamYaml('api', `["${api!.address}"]`) +
+    `    trafficPolicy:
       faultInjection:
         delay: { fixed: 300ms, percent: 20 }
         abort: { status: 503, percent: 10 }

@@ -144,3 +144,8 @@ export function endpoint(instance: Instance, metadata: Record<string, string> = 
   const meta = Object.entries(metadata).map(([k, v]) => `${k}: ${v}`).join(', ');
   return `{ address: "${instance.address}", metadata: { ${meta} } }`;
 }
+
+/** The start of a caller's `upstreams` list item: `name`, a loopback listener on port 0, and `endpoints` (YAML). */
+export function upstreamYaml(name: string, endpoints: string): string {
+  return `  - name: ${name}\n    listen: 127.0.0.1:0\n    endpoints: ${endpoints}\n`;
+}

@@ -50,8 +50,6 @@ class HeadView implements RequestView {
   }
 }
 
-const NO_RULE = null;
-
 /**
  * Decides where a request goes: through the listener's routes when it has any (Gateway
  * API semantics: no matching rule is 404, a rule without backends 500, a redirect answers
@@ -61,7 +59,7 @@ const NO_RULE = null;
  */
 export function planRequest(route: HttpRoute, head: RequestHead, tls: boolean): RequestPlan {
   let cluster = route.cluster;
-  let rule: CompiledRule<Cluster> | null = NO_RULE;
+  let rule: CompiledRule<Cluster> | null = null;
   let out = head;
   let mirror: Cluster | null = null;
   let view: HeadView | null = null;
