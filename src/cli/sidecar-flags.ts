@@ -24,6 +24,10 @@ export const SIDECAR_FLAGS = {
   ttl: { type: 'string' },
   admin: { type: 'string' },
   'drain-timeout': { type: 'string' },
+  'access-log': { type: 'string' },
+  'access-log-sampling': { type: 'string' },
+  'trace-endpoint': { type: 'string' },
+  'trace-sampling': { type: 'string' },
   server: { type: 'string', multiple: true },
   token: { type: 'string' },
   state: { type: 'string' },
@@ -62,7 +66,13 @@ Static mode and both:
   --cert F --key F --bundle F  WEFT_CERT_FILE WEFT_KEY_FILE WEFT_BUNDLE_FILE  certificate files (watched)
   --ttl DURATION               WEFT_TTL            self-issued certificate lifetime (default 24h)
   --admin ADDR                 WEFT_ADMIN          admin endpoint (default 127.0.0.1:15000)
-  --drain-timeout DURATION     WEFT_DRAIN_TIMEOUT  default 15s`;
+  --drain-timeout DURATION     WEFT_DRAIN_TIMEOUT  default 15s
+
+Observability (docs/observability.md):
+  --access-log stdout|off|FILE WEFT_ACCESS_LOG     one JSON line per request or TCP connection (default stdout)
+  --access-log-sampling F      WEFT_ACCESS_LOG_SAMPLING  share of requests logged, 0 to 1 (default 1)
+  --trace-endpoint URL         WEFT_TRACE_ENDPOINT OTLP/HTTP traces URL (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+  --trace-sampling F           WEFT_TRACE_SAMPLING share of new traces recorded, 0 to 1 (default 0.01)`;
 
 type FlagValues = { [K in keyof typeof SIDECAR_FLAGS]?: (typeof SIDECAR_FLAGS)[K] extends { multiple: true } ? string[] : (typeof SIDECAR_FLAGS)[K] extends { type: 'boolean' } ? boolean : string };
 
@@ -121,6 +131,15 @@ export function sidecarOverrides(flags: FlagValues, env: NodeJS.ProcessEnv): { o
   const admin = pick('admin', 'WEFT_ADMIN');
   if (admin) set(['admin'], { value: { listen: admin.value }, from: admin.from });
   set(['drainTimeout'], pick('drain-timeout', 'WEFT_DRAIN_TIMEOUT'));
+  const accessLog = pick('access-log', 'WEFT_ACCESS_LOG');
+  if (accessLog !== null) {
+    if (accessLog.value === 'off') set(['observability', 'accessLog', 'enabled'], { value: false, from: accessLog.from });
+    else set(['observability', 'accessLog', 'path'], accessLog);
+  }
+  set(['observability', 'accessLog', 'sampling'], pick('access-log-sampling', 'WEFT_ACCESS_LOG_SAMPLING'));
+  const traceEndpoint = pick('trace-endpoint', 'WEFT_TRACE_ENDPOINT') ?? (env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] ? { value: env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'], from: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' } : null);
+  set(['observability', 'tracing', 'endpoint'], traceEndpoint);
+  set(['observability', 'tracing', 'sampling'], pick('trace-sampling', 'WEFT_TRACE_SAMPLING'));
   const servers = flags.server ?? splitList(env['WEFT_SERVER']);
   if (servers) set(['server', 'urls'], { value: servers, from: flags.server ? '--server' : 'WEFT_SERVER' });
   set(['server', 'token'], pick('token', 'WEFT_TOKEN'));

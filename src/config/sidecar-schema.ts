@@ -173,6 +173,51 @@ const limitsSchema = z.strictObject({
   connectTimeout: duration.default(5_000),
 });
 
+/** A fraction 0–1 (a number, or a numeric string from a flag or variable). */
+const fraction = (what: string) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v),
+    z.number({ message: `${what} must be a number from 0 to 1` }).min(0, `${what} must be from 0 to 1`).max(1, `${what} must be from 0 to 1`),
+  );
+
+/** An http(s) URL (the OTLP/HTTP traces endpoint). */
+const httpUrl = z.string().refine((v) => {
+  try {
+    const url = new URL(v);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'give an http(s) URL, e.g. http://127.0.0.1:4318/v1/traces');
+
+/** Access log, tracing (docs/observability.md). */
+const observabilitySchema = z.strictObject({
+  /** One JSON line per request or TCP connection. */
+  accessLog: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Share of requests and connections logged. */
+      sampling: fraction('accessLog.sampling').default(1),
+      /** `stdout`, or a file appended to. */
+      path: z.string().min(1).default('stdout'),
+    })
+    .default({ enabled: true, sampling: 1, path: 'stdout' }),
+  /** Spans through OTLP/HTTP; absent: trace headers pass through untouched and no span is made. */
+  tracing: z
+    .strictObject({
+      /** The collector's OTLP/HTTP traces URL (JSON encoding). */
+      endpoint: httpUrl,
+      /** Share of new traces (requests without a sampled parent) recorded; a caller's sampled flag is always followed. */
+      sampling: fraction('tracing.sampling').default(0.01),
+      /** Extra headers for the collector (e.g. an API key). */
+      headers: z.record(z.string(), z.string()).default({}),
+    })
+    .optional(),
+});
+
+/** Observability settings, validated. */
+export type ObservabilityConfig = z.infer<typeof observabilitySchema>;
+
 /** The sidecar's static configuration, as written in YAML (see docs/sidecar.md). */
 export const sidecarConfigSchema = z
   .strictObject({
@@ -194,6 +239,7 @@ export const sidecarConfigSchema = z
       .default({ listen: { host: '127.0.0.1', port: 15000 } }),
     limits: limitsSchema.default(() => limitsSchema.parse({})),
     drainTimeout: duration.default(15_000),
+    observability: observabilitySchema.default(() => observabilitySchema.parse({})),
   })
   .superRefine((cfg, ctx) => {
     const connected = cfg.server !== undefined;
