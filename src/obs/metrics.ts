@@ -1,19 +1,46 @@
 import { Counter, Gauge, Registry } from 'prom-client';
-import { RequestMetrics } from './request-metrics.js';
+import { DURATION_BUCKETS } from '../control/telemetry-wire.js';
+import { RequestMetrics, type RequestSeries } from './request-metrics.js';
 
-/** Request duration buckets in seconds: fine below a millisecond, where proxy overhead lives. */
-export const DURATION_BUCKETS = [
-  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-];
+export { DURATION_BUCKETS };
 
-/** Labels of one side of a hop: which way, which local service, who the peer is. */
+/**
+ * Labels of one side of a hop. `service` is always the hop's destination: this sidecar's
+ * service on inbound listeners, the upstream on outbound ones. Identities are SPIFFE IDs,
+ * or `unknown` (a plaintext caller, or a peer without one). All values are bounded.
+ */
 export interface HopLabels {
   readonly direction: 'inbound' | 'outbound';
-  /** The local service (inbound) or the upstream's name (outbound). */
+  /** The destination service. */
   readonly service: string;
-  /** The peer's SPIFFE ID, or `unknown` when the peer presented none (plaintext). */
-  readonly peer: string;
+  /** The caller's service (inbound: from its SPIFFE ID; outbound: this sidecar's service), or `unknown`. */
+  readonly source_service: string;
+  readonly source_identity: string;
+  /** inbound: this sidecar's SPIFFE ID; outbound: the identity the upstream must present. */
+  readonly destination_identity: string;
   readonly tls: 'true' | 'false';
+}
+
+/** The label-set key of a hop (its values joined). */
+export function hopKey(h: HopLabels): string {
+  return `${h.direction}\0${h.service}\0${h.source_service}\0${h.source_identity}\0${h.destination_identity}\0${h.tls}`;
+}
+
+/** One hop's opaque TCP connections (read by the telemetry reporter; do not change them). */
+export interface TcpSeries {
+  readonly labels: HopLabels;
+  opened: number;
+  closed: number;
+  /** Bytes from the caller towards the destination. */
+  sent: number;
+  /** Bytes from the destination back to the caller. */
+  received: number;
+}
+
+/** What an outlier detector shows: its cluster's name, ejections so far, endpoints ejected now. */
+export interface EjectionSource {
+  readonly name: string;
+  readonly outlier: { readonly ejections: number; readonly ejected: number };
 }
 
 /**
@@ -37,43 +64,58 @@ export class PolicyCounters {
   ) {}
 }
 
+/** Which dedicated counter a weft-error code also counts in. */
+const DEDICATED: Readonly<Record<string, 'timeouts' | 'overflows' | 'rateLimited'>> = {
+  WEFT_E_TIMEOUT: 'timeouts',
+  WEFT_E_OVERFLOW: 'overflows',
+  WEFT_E_RATE_LIMITED: 'rateLimited',
+};
+
 /**
- * The sidecar's Prometheus metrics. Label values are bounded: directions, service names,
- * SPIFFE IDs and status codes only, never paths or addresses. Per-request figures are
- * kept by RequestMetrics (no label hashing per request); the rest are prom-client's.
+ * The sidecar's Prometheus metrics (docs/observability.md lists them). Label values are
+ * bounded: directions, service names, SPIFFE IDs, route names and status codes, never
+ * paths or addresses. Per-request and per-connection figures are kept in plain fields (no
+ * label hashing per request) and formatted when /metrics is scraped; the rest are
+ * prom-client's.
  */
 export class SidecarMetrics {
   readonly registry = new Registry();
   readonly #requests: RequestMetrics<HopLabels>;
-  readonly #connections: Counter<'direction' | 'service' | 'peer' | 'tls'>;
+  readonly #connections: Counter<keyof HopLabels>;
   readonly #activeConnections: Gauge<'direction' | 'service'>;
   readonly #errors: Counter<'direction' | 'service' | 'error'>;
   readonly #retries: Counter<'direction' | 'service'>;
+  readonly #dedicated: Record<'timeouts' | 'overflows' | 'rateLimited', Counter<'direction' | 'service'>>;
   readonly certExpiry: Gauge<'spiffe_id'>;
   readonly certRenewals: Counter<'result'>;
   readonly configReloads: Counter<'result'>;
   readonly configVersion: Gauge;
+  readonly #lastApplyError: Gauge<'code'>;
   readonly #policies = new Map<string, PolicyCounters>();
+  readonly #tcp = new Map<string, TcpSeries>();
+  readonly #tcpByLabels = new WeakMap<HopLabels, TcpSeries>();
+  #ejectionSources: () => Iterable<EjectionSource> = () => [];
 
   constructor() {
     const registers = [this.registry];
+    const hopLabels = ['direction', 'service', 'source_service', 'source_identity', 'destination_identity', 'tls'] as const;
     this.#requests = new RequestMetrics<HopLabels>({
       registry: this.registry,
       counter: {
         name: 'weft_requests_total',
-        help: 'HTTP requests completed, by direction, local service or upstream, peer identity, TLS and status code.',
+        help: 'HTTP requests completed, by direction, destination service, source service and identity, destination identity, TLS, route, response class and status code.',
       },
       histogram: {
         name: 'weft_request_duration_seconds',
-        help: 'HTTP request duration as seen by the sidecar, from request headers to the end of the response.',
+        help: 'HTTP request duration as seen by the sidecar, from the request head to the end of the response (or the local reply).',
       },
       buckets: DURATION_BUCKETS,
-      key: (hop) => `${hop.direction}\0${hop.service}\0${hop.peer}\0${hop.tls}`,
+      key: hopKey,
     });
     this.#connections = new Counter({
       name: 'weft_connections_total',
       help: 'Connections accepted (inbound, after the TLS handshake) or opened by local callers (outbound).',
-      labelNames: ['direction', 'service', 'peer', 'tls'],
+      labelNames: hopLabels,
       registers,
     });
     this.#activeConnections = new Gauge({
@@ -82,6 +124,22 @@ export class SidecarMetrics {
       labelNames: ['direction', 'service'],
       registers,
     });
+    const tcp = this.#tcp;
+    const tcpCounter = (name: string, help: string, field: 'opened' | 'closed' | 'sent' | 'received') =>
+      new Counter({
+        name,
+        help,
+        labelNames: hopLabels,
+        registers,
+        collect() {
+          this.reset();
+          for (const t of tcp.values()) this.inc(t.labels, t[field]);
+        },
+      });
+    tcpCounter('weft_tcp_connections_opened_total', 'Opaque TCP connections proxied (opened towards the destination or refused).', 'opened');
+    tcpCounter('weft_tcp_connections_closed_total', 'Opaque TCP connections closed.', 'closed');
+    tcpCounter('weft_tcp_sent_bytes_total', 'Bytes of closed TCP connections from the caller towards the destination.', 'sent');
+    tcpCounter('weft_tcp_received_bytes_total', 'Bytes of closed TCP connections from the destination back to the caller.', 'received');
     this.#errors = new Counter({
       name: 'weft_errors_total',
       help: 'Local replies and refused connections, by weft-error code.',
@@ -90,9 +148,36 @@ export class SidecarMetrics {
     });
     this.#retries = new Counter({
       name: 'weft_retries_total',
-      help: 'Requests sent again by a route rule\'s retry policy (each retry counts once).',
+      help: "Requests sent again by a route rule's retry policy (each retry counts once).",
       labelNames: ['direction', 'service'],
       registers,
+    });
+    const dedicated = (name: string, help: string) => new Counter({ name, help, labelNames: ['direction', 'service'], registers });
+    this.#dedicated = {
+      timeouts: dedicated('weft_timeouts_total', 'Requests or tries that ran out of time (timeouts.request, timeouts.backendRequest, grpc-timeout).'),
+      overflows: dedicated('weft_overflows_total', 'Requests refused at once by a circuit breaker or connection pool limit (503 WEFT_E_OVERFLOW).'),
+      rateLimited: dedicated('weft_rate_limited_total', 'Requests refused by a local rate limit (429 WEFT_E_RATE_LIMITED).'),
+    };
+    const ejectionSources = () => this.#ejectionSources();
+    new Counter({
+      name: 'weft_outlier_ejections_total',
+      help: 'Endpoints ejected by outlier detection, by upstream cluster.',
+      labelNames: ['service'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of ejectionSources()) this.inc({ service: c.name }, c.outlier.ejections);
+      },
+    });
+    new Gauge({
+      name: 'weft_outlier_ejected_endpoints',
+      help: 'Endpoints ejected now, by upstream cluster.',
+      labelNames: ['service'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of ejectionSources()) this.set({ service: c.name }, c.outlier.ejected);
+      },
     });
     this.certExpiry = new Gauge({
       name: 'weft_certificate_expiry_timestamp_seconds',
@@ -110,6 +195,12 @@ export class SidecarMetrics {
       name: 'weft_config_reloads_total',
       help: 'Configuration reloads, by result (applied, rejected).',
       labelNames: ['result'],
+      registers,
+    });
+    this.#lastApplyError = new Gauge({
+      name: 'weft_config_last_apply_error',
+      help: ' 1 with the error code when the last configuration apply was rejected (the previous one keeps serving); no series after a successful apply.',
+      labelNames: ['code'],
       registers,
     });
     const policies = this.#policies;
@@ -148,8 +239,13 @@ export class SidecarMetrics {
   }
 
   /** Counts one finished HTTP request and observes its duration. */
-  request(hop: HopLabels, code: number, seconds: number): void {
-    this.#requests.observe(hop, code, seconds);
+  request(hop: HopLabels, route: string, code: number, seconds: number): void {
+    this.#requests.observe(hop, route, code, seconds);
+  }
+
+  /** Every request series (cumulative), for the telemetry reporter. */
+  requestSeries(): IterableIterator<RequestSeries<HopLabels>> {
+    return this.#requests.series();
   }
 
   /** Counts an opened connection and tracks it as active until `closed` is called. */
@@ -160,6 +256,43 @@ export class SidecarMetrics {
 
   connectionClosed(hop: Pick<HopLabels, 'direction' | 'service'>): void {
     this.#activeConnections.labels(hop.direction, hop.service).dec();
+  }
+
+  /** The TCP figures of a hop (one object per label set; the TCP proxy adds to it). */
+  tcp(hop: HopLabels): TcpSeries {
+    let series = this.#tcpByLabels.get(hop);
+    if (series === undefined) {
+      const key = hopKey(hop);
+      series = this.#tcp.get(key);
+      if (series === undefined) {
+        series = { labels: hop, opened: 0, closed: 0, sent: 0, received: 0 };
+        this.#tcp.set(key, series);
+      }
+      this.#tcpByLabels.set(hop, series);
+    }
+    return series;
+  }
+
+  /** Every TCP series (cumulative), for the telemetry reporter. */
+  tcpSeries(): IterableIterator<TcpSeries> {
+    return this.#tcp.values();
+  }
+
+  /** Where the outlier metrics read their clusters from (the live listeners' clusters). */
+  setEjectionSources(sources: () => Iterable<EjectionSource>): void {
+    this.#ejectionSources = sources;
+  }
+
+  /** The outcome of a configuration apply: the version served, or the error code of a rejected one. */
+  configApplied(result: { version: number } | { error: string }): void {
+    this.#lastApplyError.reset();
+    if ('version' in result) {
+      this.configReloads.inc({ result: 'applied' });
+      this.configVersion.set(result.version);
+    } else {
+      this.configReloads.inc({ result: 'rejected' });
+      this.#lastApplyError.set({ code: result.error }, 1);
+    }
   }
 
   /** The policy counters of a listener's direction and service (one object per pair, kept across reloads). */
@@ -178,8 +311,10 @@ export class SidecarMetrics {
     this.#retries.labels(direction, service).inc();
   }
 
-  /** Counts a local reply or refused connection by its weft-error code. */
+  /** Counts a local reply or refused connection by its weft-error code (and timeouts, overflows, rate limits apart). */
   error(direction: HopLabels['direction'], service: string, error: string): void {
     this.#errors.labels(direction, service, error).inc();
+    const dedicated = DEDICATED[error];
+    if (dedicated !== undefined) this.#dedicated[dedicated].labels(direction, service).inc();
   }
 }

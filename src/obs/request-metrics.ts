@@ -4,14 +4,15 @@ import type { Metric, Registry } from 'prom-client';
  * Per-request counters and duration histograms, kept in plain arrays and exposed through a
  * prom-client registry. prom-client's own Counter and Histogram validate and hash their
  * label set on every `inc`/`observe`, even through a cached child (about 2 µs per request
- * here, a few percent of a sidecar's CPU per request). Here a request costs a Map lookup
- * per new label set, a bucket search and three additions; the work of formatting happens
- * when /metrics is scraped.
+ * here, a few percent of a sidecar's CPU per request). Here a request costs a WeakMap and
+ * a Map lookup (the connection's labels, then the route), a bucket search and three
+ * additions; the work of formatting happens when /metrics is scraped.
  */
 
-/** One label set's figures. */
-interface Series<L> {
+/** One label set's and route's figures (read by the telemetry reporter; do not change them). */
+export interface RequestSeries<L> {
   readonly labels: L;
+  readonly route: string;
   /** Requests by status code. */
   readonly codes: Map<number, number>;
   /** Non-cumulative counts per bucket; the last slot is +Inf. */
@@ -22,14 +23,21 @@ interface Series<L> {
 
 type Labels = Record<string, string>;
 
+/** `2xx`…`5xx` (1xx: `1xx`; 101 for upgrades). */
+export function responseClass(code: number): string {
+  return code >= 100 && code < 600 ? `${Math.floor(code / 100)}xx` : 'other';
+}
+
 /**
- * A family of request metrics: `<counter>{…labels, code}` and `<histogram>{…labels}`,
- * registered in `registry` as two metrics that prom-client formats like its own.
+ * A family of request metrics: `<counter>{…labels, route, response_class, code}` and
+ * `<histogram>{…labels, route}`, registered in `registry` as two metrics that prom-client
+ * formats like its own.
  */
 export class RequestMetrics<L extends object> {
   readonly #bounds: readonly number[];
-  readonly #series = new Map<string, Series<L>>();
-  #byLabels = new WeakMap<L, Series<L>>();
+  /** Series by label-set key, then by route. */
+  readonly #series = new Map<string, Map<string, RequestSeries<L>>>();
+  #byLabels = new WeakMap<L, Map<string, RequestSeries<L>>>();
   readonly #key: (labels: L) => string;
 
   constructor(options: {
@@ -47,17 +55,22 @@ export class RequestMetrics<L extends object> {
     registry.registerMetric(this.#view(histogram.name, histogram.help, 'histogram', () => this.#histogramValues(histogram.name)));
   }
 
-  /** Counts one finished request. `labels` objects are best reused (one per connection). */
-  observe(labels: L, code: number, seconds: number): void {
-    let series = this.#byLabels.get(labels);
-    if (series === undefined) {
+  /** Counts one finished request. `labels` objects are best reused (one per connection); `route` is a bounded name. */
+  observe(labels: L, route: string, code: number, seconds: number): void {
+    let routes = this.#byLabels.get(labels);
+    if (routes === undefined) {
       const key = this.#key(labels);
-      series = this.#series.get(key);
-      if (series === undefined) {
-        series = { labels, codes: new Map(), buckets: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 };
-        this.#series.set(key, series);
+      routes = this.#series.get(key);
+      if (routes === undefined) {
+        routes = new Map();
+        this.#series.set(key, routes);
       }
-      this.#byLabels.set(labels, series);
+      this.#byLabels.set(labels, routes);
+    }
+    let series = routes.get(route);
+    if (series === undefined) {
+      series = { labels, route, codes: new Map(), buckets: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 };
+      routes.set(route, series);
     }
     series.codes.set(code, (series.codes.get(code) ?? 0) + 1);
     const bounds = this.#bounds;
@@ -68,25 +81,33 @@ export class RequestMetrics<L extends object> {
     series.count++;
   }
 
+  /** Every series (cumulative figures), for reports that send differences. */
+  *series(): IterableIterator<RequestSeries<L>> {
+    for (const routes of this.#series.values()) yield* routes.values();
+  }
+
   #counterValues() {
     const values: { labels: Labels; value: number }[] = [];
-    for (const s of this.#series.values()) {
-      for (const [code, value] of s.codes) values.push({ labels: { ...(s.labels as Labels), code: String(code) }, value });
+    for (const s of this.series()) {
+      for (const [code, value] of s.codes) {
+        values.push({ labels: { ...(s.labels as Labels), route: s.route, response_class: responseClass(code), code: String(code) }, value });
+      }
     }
     return values;
   }
 
   #histogramValues(name: string) {
     const values: { labels: Labels; value: number; metricName: string }[] = [];
-    for (const s of this.#series.values()) {
+    for (const s of this.series()) {
+      const labels = { ...(s.labels as Labels), route: s.route };
       let cumulative = 0;
       for (let i = 0; i <= this.#bounds.length; i++) {
         cumulative += s.buckets[i]!;
         const le = i < this.#bounds.length ? String(this.#bounds[i]) : '+Inf';
-        values.push({ labels: { le, ...(s.labels as Labels) }, value: cumulative, metricName: `${name}_bucket` });
+        values.push({ labels: { le, ...labels }, value: cumulative, metricName: `${name}_bucket` });
       }
-      values.push({ labels: s.labels as Labels, value: s.sum, metricName: `${name}_sum` });
-      values.push({ labels: s.labels as Labels, value: s.count, metricName: `${name}_count` });
+      values.push({ labels, value: s.sum, metricName: `${name}_sum` });
+      values.push({ labels, value: s.count, metricName: `${name}_count` });
     }
     return values;
   }

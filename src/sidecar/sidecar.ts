@@ -3,6 +3,8 @@ import type { SidecarConfig } from '../config/sidecar-schema.js';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import type { Logger } from '../obs/log.js';
 import { SidecarMetrics } from '../obs/metrics.js';
+import { AccessLog } from '../obs/access-log.js';
+import { Observer } from '../obs/observer.js';
 import { WatchedValue } from '../watch.js';
 import type { CertificateBundle } from '../pki/certificate-bundle.js';
 import { ProxyListener } from '../proxy/listener/proxy-listener.js';
@@ -24,6 +26,9 @@ export class Sidecar {
   readonly #load: () => Promise<SidecarConfig>;
   readonly #log: Logger;
   readonly #metrics = new SidecarMetrics();
+  readonly #obs = new Observer(this.#metrics, null);
+  /** The access log settings in use (JSON), to tell whether a reload changes them. */
+  #accessLogKey = '';
   readonly #clusters = new ClusterRegistry();
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #certs: WatchedValue<CertificateBundle>;
@@ -55,6 +60,35 @@ export class Sidecar {
     this.#unfollow = this.#follow(identity);
     collectDefaultMetrics({ register: this.#metrics.registry });
     this.#compiled = compileSidecar(config, { version: 1, trustDomain: identity.trustDomain, certs: this.#certs, clusters: this.#clusters });
+    this.#metrics.setEjectionSources(() => this.#liveClusters());
+    this.#applyObservability(config);
+  }
+
+  /** The observer every listener reports finished requests and connections to (the tap client plugs in here). */
+  get observer(): Observer {
+    return this.#obs;
+  }
+
+  /** The clusters of the current listeners (outlier metrics). */
+  *#liveClusters() {
+    const seen = new Set<string>();
+    for (const c of this.#compiled.listeners) {
+      for (const cluster of c.clusters) {
+        if (seen.has(cluster.key)) continue;
+        seen.add(cluster.key);
+        yield cluster;
+      }
+    }
+  }
+
+  /** Opens, replaces or closes the access log when its settings change. */
+  #applyObservability(config: SidecarConfig): void {
+    const settings = config.observability.accessLog;
+    const key = JSON.stringify(settings);
+    if (key === this.#accessLogKey) return;
+    this.#accessLogKey = key;
+    this.#obs.accessLog?.close();
+    this.#obs.accessLog = settings.enabled ? new AccessLog({ path: settings.path, sampling: settings.sampling }) : null;
   }
 
   /**
@@ -76,7 +110,7 @@ export class Sidecar {
       await sidecar.#forceClose();
       throw err;
     }
-    sidecar.#metrics.configVersion.set(1);
+    sidecar.#metrics.configApplied({ version: 1 });
     sidecar.#ready = true;
     sidecar.#log.info({ ...sidecar.addresses(), spiffeId: identity.spiffeId, serial: identity.source.get().serial }, 'sidecar ready');
     return sidecar;
@@ -117,6 +151,7 @@ export class Sidecar {
     this.#unfollow();
     if (!this.#identityFixed) this.#identity.source.stop();
     await this.#admin?.close();
+    this.#obs.accessLog?.close();
     this.#log.info('stopped');
   }
 
@@ -170,8 +205,8 @@ export class Sidecar {
       this.#compiled = compiled;
       this.#clusters.retain(this.#clusterKeysInUse());
       this.#lastReloadError = null;
-      this.#metrics.configReloads.inc({ result: 'applied' });
-      this.#metrics.configVersion.set(compiled.version);
+      this.#applyObservability(config);
+      this.#metrics.configApplied({ version: compiled.version });
       this.#log.info({ version: compiled.version, ...this.addresses() }, 'configuration applied');
       return { applied: true, version: compiled.version };
     } catch (err) {
@@ -179,7 +214,7 @@ export class Sidecar {
       newIdentity?.source.stop();
       this.#clusters.retain(this.#clusterKeysInUse());
       this.#lastReloadError = (err as Error).message;
-      this.#metrics.configReloads.inc({ result: 'rejected' });
+      this.#metrics.configApplied({ error: (err as { code?: unknown }).code !== undefined ? String((err as { code?: unknown }).code) : 'WEFT_E_CONFIG' });
       this.#log.error({ error: (err as Error).message, version: this.#compiled.version }, 'configuration rejected; the running configuration keeps serving');
       return { applied: false, error: err as Error };
     }
@@ -193,7 +228,7 @@ export class Sidecar {
   }
 
   #listenerDeps() {
-    return { certs: this.#certs, metrics: this.#metrics, callers: this.#callers, log: this.#log };
+    return { certs: this.#certs, obs: this.#obs, callers: this.#callers, log: this.#log };
   }
 
   async #bindListeners(compiled: CompiledSidecar): Promise<void> {
@@ -211,6 +246,7 @@ export class Sidecar {
     this.#unfollow();
     this.#identity.source.stop();
     await this.#admin?.close();
+    this.#obs.accessLog?.close();
   }
 
   /** Forwards the identity source's renewals to the sidecar's stable certificate watch. */
@@ -272,7 +308,13 @@ function identityKey(config: SidecarConfig): string {
 function redact(config: SidecarConfig): unknown {
   return JSON.parse(
     JSON.stringify(config, (_key, value: unknown) =>
-      typeof value === 'string' && value.includes('-----BEGIN') ? '<PEM redacted>' : _key === 'token' && typeof value === 'string' ? '<join token redacted>' : value,
+      typeof value === 'string' && value.includes('-----BEGIN')
+        ? '<PEM redacted>'
+        : _key === 'token' && typeof value === 'string'
+          ? '<join token redacted>'
+          : _key === 'headers' && typeof value === 'object' && value !== null && !Array.isArray(value)
+            ? Object.fromEntries(Object.keys(value).map((k) => [k, '<redacted>'])) // the collector's credentials
+            : value,
     ),
   );
 }

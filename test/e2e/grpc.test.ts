@@ -186,7 +186,7 @@ test('gRPC through two sidecars: unary, streaming both ways, status codes, trail
   assert.equal(chatStatus.code, grpc.status.OK);
 
   const metrics = (await admin(api.admin, '/metrics')).body;
-  assert.ok(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', peer: WEB_ID, tls: 'true', code: '200' }) >= 6, metrics);
+  assert.ok(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', source_identity: WEB_ID, tls: 'true', code: '200' }) >= 6, metrics);
 });
 
 test('the hop between the sidecars is HTTP/2 over mTLS: concurrent calls share one TLS connection', async (t) => {
@@ -195,9 +195,9 @@ test('the hop between the sidecars is HTTP/2 over mTLS: concurrent calls share o
   const calls = await Promise.all(Array.from({ length: 40 }, (_, i) => unary(client, 'Unary', Buffer.from(`call ${i}`))));
   for (const [i, c] of calls.entries()) assert.equal(c.response?.toString(), `call ${i}`);
   const metrics = (await admin(api.admin, '/metrics')).body;
-  assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', peer: WEB_ID, tls: 'true', code: '200' }), 40);
+  assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', source_identity: WEB_ID, tls: 'true', code: '200' }), 40);
   // HTTP/1.1 would need a connection per call in flight; HTTP/2 multiplexes them on one.
-  assert.equal(metricValue(metrics, 'weft_connections_total', { direction: 'inbound', peer: WEB_ID, tls: 'true' }), 1, metrics);
+  assert.equal(metricValue(metrics, 'weft_connections_total', { direction: 'inbound', source_identity: WEB_ID, tls: 'true' }), 1, metrics);
   const webMetrics = (await admin(web.admin, '/metrics')).body;
   assert.equal(metricValue(webMetrics, 'weft_requests_total', { direction: 'outbound', service: 'api', code: '200' }), 40);
 

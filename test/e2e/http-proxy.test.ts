@@ -55,7 +55,7 @@ test('keep-alive: many requests share pooled connections on every hop', async (t
   }
   const metrics = (await admin(api.admin, '/metrics')).body;
   assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', code: '200' }), 50);
-  const conns = metricValue(metrics, 'weft_connections_total', { direction: 'inbound', peer: 'spiffe://example.org/ns/default/svc/web' });
+  const conns = metricValue(metrics, 'weft_connections_total', { direction: 'inbound', source_identity: 'spiffe://example.org/ns/default/svc/web' });
   assert.ok(conns >= 1 && conns <= 2, `sidecar-to-sidecar connections should be pooled, saw ${conns}`);
 });
 

@@ -214,7 +214,7 @@ test('permissive inbound: plaintext and mTLS on one port, forged identities remo
 
   const metrics = (await admin(sc.admin, '/metrics')).body;
   assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', tls: 'false' }), plainCount, metrics);
-  assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', tls: 'true', peer: WEB_ID }), mtlsCount, metrics);
+  assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', tls: 'true', source_identity: WEB_ID }), mtlsCount, metrics);
   assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', tls: 'true' }), mtlsCount, metrics);
 });
 

@@ -88,7 +88,7 @@ test('authorization: deny, path and method rules, audit; a policy change applies
     throw new Error(`${err.message}; api sidecar: ${api.proc.lines.slice(-5).join('\n')}`);
   });
   const apiMetrics = async () => (await inHost(apiHost!, 'curl', ['-sS', `http://${api.admin}/metrics`])).stdout;
-  const inboundConnections = async () => metricValue(await apiMetrics(), 'weft_connections_total', { direction: 'inbound', service: 'api', peer: 'spiffe://weft.local/ns/default/svc/web', tls: 'true' });
+  const inboundConnections = async () => metricValue(await apiMetrics(), 'weft_connections_total', { direction: 'inbound', service: 'api', source_identity: 'spiffe://weft.local/ns/default/svc/web', tls: 'true' });
   const connectionsBefore = await inboundConnections();
 
   /** Applies a policy, then measures how long until web sees `expected` for `path` (method GET unless given). */

@@ -76,8 +76,8 @@ test('redis-cli on host A reaches redis-server on host B over mTLS in TCP mode',
 
   // B's sidecar counted both redis-cli connections as inbound mTLS from web.
   const { stdout: metrics } = await inHost(b, 'curl', ['-sS', '--max-time', '5', `http://${redisSidecar.admin}/metrics`]);
-  const inbound = metricValue(metrics, 'weft_connections_total', { direction: 'inbound', service: 'redis', peer: WEB_ID, tls: 'true' });
-  assert.ok(inbound >= 2, `weft_connections_total{direction="inbound",peer="${WEB_ID}",tls="true"} is ${inbound}:\n${metrics}`);
+  const inbound = metricValue(metrics, 'weft_connections_total', { direction: 'inbound', service: 'redis', source_identity: WEB_ID, tls: 'true' });
+  assert.ok(inbound >= 2, `weft_connections_total{direction="inbound",source_identity="${WEB_ID}",tls="true"} is ${inbound}:\n${metrics}`);
 });
 
 test('plaintext control: redis traffic sent directly across the link is readable in the capture', async (t) => {

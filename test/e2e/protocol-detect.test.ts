@@ -127,9 +127,9 @@ test('http listeners serve HTTP/1.1 and h2c on one port, each kept end to end', 
   const { api, outbound } = await sidecarPair(t, app, 'http');
   await checkHttpBothWays(outbound);
   const metrics = (await admin(api.admin, '/metrics')).body;
-  assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', peer: WEB_ID, tls: 'true', code: '200' }), 2);
+  assert.equal(metricValue(metrics, 'weft_requests_total', { direction: 'inbound', source_identity: WEB_ID, tls: 'true', code: '200' }), 2);
   // One mTLS connection per protocol between the sidecars: HTTP/1.1 (no ALPN) and h2 (ALPN h2).
-  assert.equal(metricValue(metrics, 'weft_connections_total', { direction: 'inbound', peer: WEB_ID, tls: 'true' }), 2);
+  assert.equal(metricValue(metrics, 'weft_connections_total', { direction: 'inbound', source_identity: WEB_ID, tls: 'true' }), 2);
 });
 
 test('TLS callers: ALPN chooses (h2 only when asked for alone), no ALPN or foreign ALPN never fails the handshake and the bytes decide', async (t) => {

@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { ProxyListener, type CompiledListener } from '../../src/proxy/listener/proxy-listener.js';
 import { Cluster } from '../../src/proxy/upstream/cluster.js';
 import { plainConnector } from '../../src/proxy/upstream/connector.js';
+import { Observer } from '../../src/obs/observer.js';
 import { SidecarMetrics } from '../../src/obs/metrics.js';
 import { WatchedValue } from '../../src/watch.js';
 import type { CertificateBundle } from '../../src/pki/certificate-bundle.js';
@@ -86,6 +87,7 @@ async function listener(t: TestContext, defaultCluster: Cluster, router: Router<
     security: 'local',
     admission: { allow: null, requireTls: false, authz: null, strictDryRun: false },
     localSpiffeId: 'spiffe://example.org/ns/default/svc/web',
+    localService: 'web',
     upstreamIdentity: 'spiffe://example.org/ns/default/svc/api',
     cluster: defaultCluster,
     clusters: [defaultCluster],
@@ -94,7 +96,7 @@ async function listener(t: TestContext, defaultCluster: Cluster, router: Router<
     rateLimiter: null,
     limits: { maxHeaderBytes: 16384, maxHeaders: 100, headerTimeout: 10_000, idleTimeout: 60_000, streamIdleTimeout: 300_000, connectTimeout: 1000 },
   };
-  const l = new ProxyListener(compiled, { certs: new WatchedValue(await bundle(t)), metrics: new SidecarMetrics() });
+  const l = new ProxyListener(compiled, { certs: new WatchedValue(await bundle(t)), obs: new Observer(new SidecarMetrics(), null) });
   const addr = await l.listen();
   t.after(() => l.drain(Date.now()));
   return `${addr.host}:${addr.port}`;

@@ -99,7 +99,7 @@ test('admission: allow-list and strict mode are checked against the current rule
   const conn = (spiffeId: string | null, tls: boolean) => ({
     peer: { spiffeId, certHash: null },
     tls,
-    hop: { direction: 'inbound' as const, service: 'api', peer: spiffeId ?? 'unknown', tls: tls ? ('true' as const) : ('false' as const) },
+    hop: { direction: 'inbound' as const, service: 'api', source_service: 'web', source_identity: spiffeId ?? 'unknown', destination_identity: 'spiffe://example.org/ns/default/svc/api', tls: tls ? ('true' as const) : ('false' as const) },
     xfcc: null,
     remoteAddress: null,
     callers: null,

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
 import type { LimitsConfig } from '../../config/sidecar-schema.js';
 import type { SidecarMetrics } from '../../obs/metrics.js';
+import type { Observer } from '../../obs/observer.js';
+import type { RequestRecord } from '../../obs/request-record.js';
 import type { Admission, ConnectionInfo } from '../connection-info.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import { admitRetry, retryBackoffMs } from '../upstream/retry.js';
@@ -28,6 +30,8 @@ export interface HttpRoute {
   readonly rateLimiter: RateLimiter | null;
   readonly limits: LimitsConfig;
   readonly metrics: SidecarMetrics;
+  /** Where finished requests are reported (metrics, access log, tap, spans). */
+  readonly obs: Observer;
   /** Set while the listener drains: responses ask the caller to close the connection. */
   readonly draining: { readonly value: boolean };
 }
@@ -40,6 +44,8 @@ export interface Downstream {
   upstreamReady(): void;
   /** The upstream drained: request body bytes may flow again. */
   upstreamDrained(): void;
+  /** The request is done (answered, cut off or abandoned): report it, with the weft-error code of a failure after the response started. */
+  requestDone(status: number, error: string | null): void;
   /** The response is complete (or failed after it started); `close` ends the connection. */
   exchangeFinished(close: boolean): void;
   /** The upstream switched protocols: join the sockets. */
@@ -93,6 +99,7 @@ export class Exchange implements UpstreamOwner {
   readonly #requestHead: string;
   readonly #upgrade: boolean;
   readonly #keepAlive: boolean;
+  readonly #record: RequestRecord;
   readonly #start: number;
   readonly #cluster: Cluster;
   readonly #rule: CompiledRule<Cluster> | null;
@@ -127,7 +134,7 @@ export class Exchange implements UpstreamOwner {
   #timer: NodeJS.Timeout | null = null;
   #deadline = 0;
 
-  constructor(route: HttpRoute, down: Downstream, head: RequestHead, requestHead: string, forward: Forward, opts: { upgrade: boolean; keepAlive: boolean; hasBody: boolean; start: number }) {
+  constructor(route: HttpRoute, down: Downstream, head: RequestHead, requestHead: string, forward: Forward, record: RequestRecord, opts: { upgrade: boolean; keepAlive: boolean; hasBody: boolean }) {
     this.#route = route;
     this.#down = down;
     this.#head = head;
@@ -135,7 +142,8 @@ export class Exchange implements UpstreamOwner {
     this.#upgrade = opts.upgrade;
     this.#keepAlive = opts.keepAlive;
     this.#requestDone = !opts.hasBody;
-    this.#start = opts.start;
+    this.#record = record;
+    this.#start = record.start;
     this.#cluster = forward.cluster;
     this.#rule = forward.rule;
     this.#hashKey = forward.hashKey;
@@ -158,6 +166,7 @@ export class Exchange implements UpstreamOwner {
   /** A local reply before the request took a slot in the cluster's breaker. */
   #refuse(status: number, code: string, message: string): void {
     this.#finished = true;
+    this.#record.attempts = this.#tries;
     this.#state = R.Done;
     this.#status = status;
     this.#down.reply(status, code, message, !this.#requestDone || !this.#keepAlive);
@@ -248,6 +257,7 @@ export class Exchange implements UpstreamOwner {
   #connect(fresh: boolean): void {
     const endpoint = this.#cluster.at(this.#first, this.#attempt);
     this.#endpoint = endpoint;
+    this.#record.upstream = endpoint.label;
     endpoint.active++;
     endpoint.pool.acquire(this, fresh, (err, conn) => {
       if (this.#finished || this.#endpoint !== endpoint || this.#state !== R.Connecting) {
@@ -338,6 +348,7 @@ export class Exchange implements UpstreamOwner {
 
   #startResponse(head: ResponseHead, buf: Buffer, bodyStart: number): void {
     const status = head.status;
+    this.#record.upstreamHeaders = performance.now();
     const endpoint = this.#endpoint;
     if (endpoint !== null) this.#cluster.report(endpoint, status < 500 ? 'success' : status === 502 || status === 503 || status === 504 ? 'gateway' : '5xx');
     if (status >= 500 && this.#retryable(status)) {
@@ -368,7 +379,7 @@ export class Exchange implements UpstreamOwner {
       this.#route.metrics.error(this.#down.info.hop.direction, this.#down.info.hop.service, 'WEFT_E_UPSTREAM_PROTOCOL');
       this.#dropUpstream();
       this.#down.socket.destroy();
-      this.#finish(this.#status);
+      this.#finish(this.#status, 'WEFT_E_UPSTREAM_PROTOCOL');
       return;
     }
     const down = this.#down.socket;
@@ -457,7 +468,7 @@ export class Exchange implements UpstreamOwner {
     // The response was cut off after it started: the caller sees its connection close.
     this.#route.metrics.error(this.#down.info.hop.direction, this.#down.info.hop.service, 'WEFT_E_UPSTREAM_RESET');
     this.#down.socket.destroy();
-    this.#finish(this.#status);
+    this.#finish(this.#status, 'WEFT_E_UPSTREAM_RESET');
   }
 
   #dropUpstream(): void {
@@ -520,6 +531,7 @@ export class Exchange implements UpstreamOwner {
 
   #localReply(status: number, code: string, message: string): void {
     this.#release();
+    this.#record.attempts = this.#tries;
     this.#state = R.Done;
     this.#status = status;
     this.#finished = true;
@@ -536,11 +548,12 @@ export class Exchange implements UpstreamOwner {
     this.#retrying = false;
   }
 
-  #finish(code: number): void {
+  #finish(code: number, error: string | null = null): void {
     if (this.#finished) return;
     this.#release();
     this.#finished = true;
-    this.#route.metrics.request(this.#down.info.hop, code, (performance.now() - this.#start) / 1000);
+    this.#record.attempts = this.#tries;
+    this.#down.requestDone(code, error);
   }
 }
 

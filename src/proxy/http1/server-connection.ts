@@ -9,6 +9,7 @@ import { upstreamRequestHead } from './headers.js';
 import { localReplyBytes } from './local-reply.js';
 import { planRequest } from './plan.js';
 import { mirrorRequest } from './mirror.js';
+import { RequestRecord } from '../../obs/request-record.js';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const BARE_LF_END = Buffer.from('\n\n');
@@ -63,6 +64,8 @@ export class ServerConnection implements Downstream {
   /** #readHeads is on the stack: a request answered at once does not read the next one itself. */
   #reading = false;
   #exchange: Exchange | null = null;
+  /** The request in progress (from its head to its answer), or null. */
+  #record: RequestRecord | null = null;
   #route: HttpRoute;
   readonly #framer = new BodyFramer();
   #upstreamReady = false;
@@ -276,6 +279,9 @@ export class ServerConnection implements Downstream {
 
   #startExchange(head: RequestHead, rest: Buffer | null): void {
     const start = performance.now();
+    const host = head.lower.indexOf('host');
+    const record = new RequestRecord(start, head.method, head.target, host >= 0 ? head.values[host]! : null, head.minor === 1 ? 'http/1.1' : 'http/1.0');
+    this.#record = record;
     const route = this.#ctx.route();
     this.#route = route;
     this.#headSince = 0;
@@ -286,7 +292,6 @@ export class ServerConnection implements Downstream {
     this.#framer.reset(framing, head.contentLength, route.limits.maxHeaderBytes, true);
     // A refused request with a body ends the connection: its body is not read.
     const refuse = (status: number, code: string, message: string) => this.reply(status, code, message, framing !== 'none');
-    const host = head.lower.indexOf('host');
     if (head.minor === 1 && host < 0) return refuse(400, 'WEFT_E_BAD_REQUEST', 'HTTP/1.1 request without a Host header');
     if (host >= 0 && head.lower.indexOf('host', host + 1) >= 0) return refuse(400, 'WEFT_E_BAD_REQUEST', 'several Host headers (RFC 9112 §3.2)');
     if (head.method === 'CONNECT') return refuse(501, 'WEFT_E_METHOD', 'CONNECT is not supported by the sidecar');
@@ -316,6 +321,7 @@ export class ServerConnection implements Downstream {
     }
     // The scheme the caller used: outbound listeners take plaintext from the app (their tls label means the mesh hop).
     const plan = planRequest(route, head, route.inbound && info.tls);
+    if (plan.forward.rule !== null) record.route = plan.forward.rule.name;
     if (plan.reply !== null) {
       const r = plan.reply;
       return this.reply(r.status, r.code, r.message, framing !== 'none', r.location);
@@ -330,7 +336,7 @@ export class ServerConnection implements Downstream {
     });
     this.#upstreamReady = false;
     this.#bodyPaused = false;
-    const exchange = new Exchange(route, this, head, requestHead, plan.forward, { upgrade, keepAlive, hasBody: framing !== 'none', start });
+    const exchange = new Exchange(route, this, head, requestHead, plan.forward, record, { upgrade, keepAlive, hasBody: framing !== 'none' });
     this.#exchange = exchange;
     if (plan.mirror !== null && framing === 'none') mirrorRequest(plan.mirror, requestHead);
     if (plan.delayMs > 0) {
@@ -419,10 +425,22 @@ export class ServerConnection implements Downstream {
     }
   }
 
+  requestDone(status: number, error: string | null): void {
+    const record = this.#record;
+    if (record === null) return;
+    this.#record = null;
+    record.status = status;
+    record.error = error;
+    record.end = performance.now();
+    this.#route.obs.request(this.info.hop, record);
+  }
+
   reply(status: number, code: string, message: string, close: boolean, location?: string): void {
     const hop = this.info.hop;
     if (code !== '') this.#route.metrics.error(hop.direction, hop.service, code);
-    this.#route.metrics.request(hop, status, 0);
+    // A head that could not be parsed (or never came) is still one answered request.
+    if (this.#record === null) this.#record = new RequestRecord(this.#headSince > 0 ? this.#headSince : performance.now(), '-', '-', null, 'http/1.1');
+    this.requestDone(status, code === '' ? null : code);
     if (this.#state === C.Gone || this.socket.destroyed) return;
     this.#exchange = null;
     const unread = this.#state === C.Body;

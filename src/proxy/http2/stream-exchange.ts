@@ -11,6 +11,7 @@ import { downstreamHeaders, join, requestView, upstreamRequestHeaders } from './
 import { applyHeaderEditToObject as applyHeaderEdit } from '../route/header-edit.js';
 import { grpcErrorFields, isGrpc, sendLocalReply } from './local-reply.js';
 import type { SessionLimits } from './session-pool.js';
+import { RequestRecord } from '../../obs/request-record.js';
 
 /** Request bodies up to this size are kept while sent, so that the request can be retried. */
 const RETAIN_MAX = 64 * 1024;
@@ -52,6 +53,7 @@ export class H2Exchange implements AttemptOwner {
   readonly #ctx: H2StreamContext;
   readonly #route: HttpRoute;
   readonly #start: number;
+  readonly #record: RequestRecord;
   readonly #grpc: boolean;
   #rule: CompiledRule<Cluster> | null = null;
   #cluster: Cluster;
@@ -88,6 +90,7 @@ export class H2Exchange implements AttemptOwner {
     this.#ctx = ctx;
     this.#start = performance.now();
     this.lastActivity = this.#start;
+    this.#record = new RequestRecord(this.#start, headers[':method'] ?? '', headers[':path'] ?? '', headers[':authority'] ?? join(headers['host']) ?? null, 'h2');
     this.#grpc = isGrpc(headers);
     this.#cluster = route.cluster;
     const { maxHeaders, maxHeaderBytes } = route.limits;
@@ -188,6 +191,7 @@ export class H2Exchange implements AttemptOwner {
       return false;
     }
     this.#rule = rule;
+    this.#record.route = rule.name;
     if (rule.redirect !== null) {
       const scheme = this.#headers[':scheme'] ?? 'http';
       const host = this.#headers[':authority'] ?? join(this.#headers['host']) ?? '';
@@ -241,6 +245,8 @@ export class H2Exchange implements AttemptOwner {
   #next(fresh: boolean): void {
     const endpoint = this.#cluster.at(this.#first, this.#tries);
     this.#endpoint = endpoint;
+    this.#record.upstream = endpoint.label;
+    this.#record.attempts = this.#round;
     endpoint.active++;
     const base = this.#round > 1 ? { ...this.#upstreamHeaders, 'x-weft-attempt': String(this.#round) } : this.#upstreamHeaders;
     const headers = this.#forwardGrpcTimeout ? { ...base, 'grpc-timeout': formatGrpcTimeout(this.#deadline - performance.now()) } : base;
@@ -256,6 +262,8 @@ export class H2Exchange implements AttemptOwner {
     const grpcStatus = endStream && headers['grpc-status'] !== undefined ? Number(headers['grpc-status']) : null;
     if (this.#retryable(status, grpcStatus)) return null;
     this.#status = status;
+    this.#record.upstreamHeaders = performance.now();
+    this.#record.grpcStatus = grpcStatus;
     const out = downstreamHeaders(headers, false);
     if (this.#rule?.responseHeaders) applyHeaderEdit(this.#rule.responseHeaders, out);
     return out;
@@ -289,7 +297,7 @@ export class H2Exchange implements AttemptOwner {
         if (!outcome.responseStarted) return this.#fail(502, 'WEFT_E_UPSTREAM_RESET', `the upstream reset the stream before responding (HTTP/2 error ${outcome.code})`);
         // Cut off after it started: the caller's stream was reset with the same code.
         this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_UPSTREAM_RESET');
-        return this.#finish(this.#status);
+        return this.#finish(this.#status, 'WEFT_E_UPSTREAM_RESET');
       case 'timeout':
         if (!outcome.responseStarted && this.#retryable(504, null)) return this.#retry();
         return this.#timedOut(outcome.responseStarted, 'the upstream did not answer within timeouts.backendRequest');
@@ -361,7 +369,7 @@ export class H2Exchange implements AttemptOwner {
     if (this.downstream.headersSent) {
       this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_INTERNAL');
       if (!this.downstream.destroyed && !this.downstream.closed) this.downstream.close(NGHTTP2_INTERNAL_ERROR);
-      this.#finish(500);
+      this.#finish(500, 'WEFT_E_INTERNAL');
     } else {
       this.#fail(500, 'WEFT_E_INTERNAL', 'internal error in the sidecar');
     }
@@ -378,7 +386,7 @@ export class H2Exchange implements AttemptOwner {
     this.#attempt = null;
     this.#route.metrics.error(this.#ctx.info.hop.direction, this.#ctx.info.hop.service, 'WEFT_E_STREAM_IDLE');
     if (!this.downstream.destroyed && !this.downstream.closed) this.downstream.close(NGHTTP2_CANCEL);
-    this.#finish(this.downstream.headersSent ? this.#status : 504);
+    this.#finish(this.downstream.headersSent ? this.#status : 504, 'WEFT_E_STREAM_IDLE');
   }
 
   readonly #onDeadline = (): void => {
@@ -408,7 +416,7 @@ export class H2Exchange implements AttemptOwner {
     } else if (!down.destroyed && !down.closed) {
       down.close(NGHTTP2_CANCEL);
     }
-    this.#finish(504);
+    this.#finish(504, 'WEFT_E_TIMEOUT');
   }
 
   /** The caller's stream closed: reset by the caller (499) or complete. */
@@ -426,10 +434,10 @@ export class H2Exchange implements AttemptOwner {
     const hop = this.#ctx.info.hop;
     this.#route.metrics.error(hop.direction, hop.service, code);
     sendLocalReply(this.downstream, { status, code, message, grpc: this.#grpc, head: this.#headers[':method'] === 'HEAD' });
-    this.#finish(status);
+    this.#finish(status, code);
   }
 
-  #finish(status: number): void {
+  #finish(status: number, error: string | null = null): void {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#endpoint !== null) {
@@ -442,7 +450,11 @@ export class H2Exchange implements AttemptOwner {
     }
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#route.metrics.request(this.#ctx.info.hop, status, (performance.now() - this.#start) / 1000);
+    const record = this.#record;
+    record.status = status;
+    record.error = error;
+    record.end = performance.now();
+    this.#route.obs.request(this.#ctx.info.hop, record);
     // A request body nobody reads any more is read and dropped, so the caller is not stalled.
     const down = this.downstream;
     if (!down.readableEnded && !down.destroyed) {

@@ -6,6 +6,10 @@ import type { LimitsConfig } from '../../config/sidecar-schema.js';
 import type { CertificateBundle } from '../../pki/certificate-bundle.js';
 import type { Watch } from '../../watch.js';
 import type { SidecarMetrics, HopLabels } from '../../obs/metrics.js';
+import type { Observer } from '../../obs/observer.js';
+import { RequestRecord } from '../../obs/request-record.js';
+import { UNKNOWN } from '../../control/telemetry-wire.js';
+import { serviceOf } from '../../pki/spiffe.js';
 import type { Cluster } from '../upstream/cluster.js';
 import type { BackendPicker, Router } from '../route/types.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
@@ -52,9 +56,11 @@ export interface CompiledListener {
   readonly security: ListenerSecurity;
   /** Who may call: the allow-list, whether plaintext is refused (strict inbound), the authorization rules, a strict dry run. */
   readonly admission: Admission;
-  /** Our own SPIFFE ID (for x-forwarded-client-cert `By=`). */
+  /** Our own SPIFFE ID (for x-forwarded-client-cert `By=`, and metric labels). */
   readonly localSpiffeId: string;
-  /** For outbound listeners, the identity of the upstream (metric `peer` label). */
+  /** This sidecar's service (the `source_service` of outbound hops). */
+  readonly localService: string;
+  /** For outbound listeners, the identity of the upstream (metric `destination_identity` label). */
   readonly upstreamIdentity: string | null;
   readonly cluster: Cluster;
   /** The routes attached to the upstream (outbound HTTP listeners), or null. */
@@ -99,6 +105,7 @@ export class ProxyListener {
   /** Checks HTTP connections' header and idle timeouts once a second (no timer per request). */
   #sweeper: NodeJS.Timeout | null = null;
   readonly #metrics: SidecarMetrics;
+  readonly #obs: Observer;
   readonly #log: Logger | null;
   readonly #callers: CallerTally | null;
   #policy: PolicyRecorder;
@@ -109,9 +116,10 @@ export class ProxyListener {
    * `callers` counts inbound callers for the migration report; `log` receives the sampled
    * authorization and strict dry-run lines (none without it).
    */
-  constructor(compiled: CompiledListener, deps: { certs: Watch<CertificateBundle>; metrics: SidecarMetrics; callers?: CallerTally; log?: Logger }) {
+  constructor(compiled: CompiledListener, deps: { certs: Watch<CertificateBundle>; obs: Observer; callers?: CallerTally; log?: Logger }) {
     this.#compiled = compiled;
-    this.#metrics = deps.metrics;
+    this.#obs = deps.obs;
+    this.#metrics = deps.obs.metrics;
     this.#log = deps.log ?? null;
     this.#callers = deps.callers ?? null;
     this.#policy = this.#policyRecorder(compiled);
@@ -226,7 +234,7 @@ export class ProxyListener {
   };
 
   #httpRoute(c: CompiledListener): HttpRoute {
-    return { inbound: c.direction === 'inbound', admission: c.admission, policy: this.#policy, cluster: c.cluster, router: c.router, rateLimiter: c.rateLimiter, limits: c.limits, metrics: this.#metrics, draining: this.#draining };
+    return { inbound: c.direction === 'inbound', admission: c.admission, policy: this.#policy, cluster: c.cluster, router: c.router, rateLimiter: c.rateLimiter, limits: c.limits, metrics: this.#metrics, obs: this.#obs, draining: this.#draining };
   }
 
   #policyRecorder(c: CompiledListener): PolicyRecorder {
@@ -282,10 +290,13 @@ export class ProxyListener {
   #dispatch(socket: Socket, peer: PeerIdentity, tls: boolean, alpn?: string | false | null): void {
     if (socket.destroyed) return;
     const c = this.#compiled;
+    const outbound = c.direction === 'outbound';
     const hop: HopLabels = {
       direction: c.direction,
       service: c.service,
-      peer: c.direction === 'outbound' ? (c.upstreamIdentity ?? 'unknown') : (peer.spiffeId ?? 'unknown'),
+      source_service: outbound ? c.localService : serviceOf(peer.spiffeId),
+      source_identity: outbound ? c.localSpiffeId : (peer.spiffeId ?? UNKNOWN),
+      destination_identity: outbound ? (c.upstreamIdentity ?? UNKNOWN) : c.localSpiffeId,
       tls: tls ? 'true' : 'false',
     };
     const remoteAddress = socket.remoteAddress ?? null;
@@ -341,7 +352,7 @@ export class ProxyListener {
         socket.destroy();
         return;
       }
-      proxyTcp(cluster, this.#metrics, socket, info, c.admission, this.#policy);
+      proxyTcp(cluster, this.#obs, socket, info, c.admission, this.#policy);
     }
   }
 
@@ -355,7 +366,11 @@ export class ProxyListener {
       const info = peekConnectionInfo(socket);
       if (info !== null) {
         this.#metrics.error(info.hop.direction, info.hop.service, 'WEFT_E_HTTP_408');
-        this.#metrics.request(info.hop, 408, 0);
+        const record = new RequestRecord(sniffer.since, '-', '-', null, 'http/1.1');
+        record.status = 408;
+        record.error = 'WEFT_E_HTTP_408';
+        record.end = now;
+        this.#obs.request(info.hop, record);
       }
       socket.write(localReplyBytes(408, 'WEFT_E_HTTP_408', `the request head did not arrive within ${headerTimeout} ms`, { close: true, head: false }));
       socket.destroySoon();

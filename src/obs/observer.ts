@@ -1,0 +1,42 @@
+import type { AccessLog } from './access-log.js';
+import type { HopLabels, SidecarMetrics } from './metrics.js';
+import type { RequestRecord, TapSink, TcpRecord } from './request-record.js';
+
+/**
+ * Where a finished request or TCP connection is reported, once: the metrics, the span of a
+ * traced request, the access log (sampled), and an active tap. One per sidecar, shared by
+ * every listener; `accessLog` and `tap` may change at runtime.
+ */
+export class Observer {
+  readonly metrics: SidecarMetrics;
+  accessLog: AccessLog | null;
+  tap: TapSink | null = null;
+
+  constructor(metrics: SidecarMetrics, accessLog: AccessLog | null) {
+    this.metrics = metrics;
+    this.accessLog = accessLog;
+  }
+
+  /** A request is done (`record.status`, `record.end` set). */
+  request(hop: HopLabels, r: RequestRecord): void {
+    this.metrics.request(hop, r.route, r.status, (r.end - r.start) / 1000);
+    const trace = r.trace;
+    if (trace !== null) {
+      trace.end({ status: r.status, error: r.error, route: r.route, upstream: r.upstream, attempts: r.attempts, grpcStatus: r.grpcStatus, endTimeMs: performance.timeOrigin + r.end });
+    }
+    const log = this.accessLog;
+    if (log !== null && log.sample()) log.request(hop, r);
+    const tap = this.tap;
+    if (tap !== null && tap.active) tap.offer(hop, r);
+  }
+
+  /** A TCP connection closed (or was refused). */
+  connection(hop: HopLabels, c: TcpRecord): void {
+    const t = this.metrics.tcp(hop);
+    t.closed++;
+    t.sent += c.sent;
+    t.received += c.received;
+    const log = this.accessLog;
+    if (log !== null && log.sample()) log.connection(hop, c);
+  }
+}
