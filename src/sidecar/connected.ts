@@ -9,6 +9,8 @@ import { Backoff, sleep } from './control/backoff.js';
 import { discoverServer, enroll } from './control/enroll.js';
 import { effectiveConfig } from './control/effective-config.js';
 import { InstanceReporter } from './control/instance-reporter.js';
+import { TelemetryReporter } from './control/telemetry-reporter.js';
+import { TapClient } from './control/tap-client.js';
 import { refusalMessage, ServerClient, ServerUnreachable } from './control/server-client.js';
 import { ServerIssuedSource } from './control/server-source.js';
 import { SnapshotFollower } from './control/snapshot-follower.js';
@@ -113,6 +115,12 @@ export async function startConnectedSidecar(options: { load: () => Promise<Sidec
     });
     reporter.start();
   }
+  const instanceReporter = reporter;
+  const telemetry = new TelemetryReporter({ client, metrics: sidecar.observer.metrics, log, instance: () => instanceReporter?.id ?? null, certificate: () => source.get() });
+  telemetry.start();
+  const tap = new TapClient({ client, log });
+  sidecar.observer.tap = tap;
+  tap.start();
   log.info({ server: client.url, snapshot: snapshot.get().hash, spiffeId: initial.spiffeId }, 'connected mode: following the server');
 
   return {
@@ -123,7 +131,9 @@ export async function startConnectedSidecar(options: { load: () => Promise<Sidec
         await sleep(DEREGISTER_GRACE_MS);
       }
       await follower.stop();
+      await tap.stop();
       await sidecar.shutdown();
+      await telemetry.stop(); // after the drain: the last requests are in it
       source.stop();
       client.close();
     },

@@ -57,6 +57,11 @@ export class InstanceReporter {
     this.#callers = options.callers;
   }
 
+  /** The catalog's id of this instance, or null before it registered. */
+  get id(): string | null {
+    return this.#id;
+  }
+
   /** Starts checking and reporting in the background. */
   start(): void {
     this.#loops = Promise.all([this.#checkLoop(), this.#reportLoop()]);
