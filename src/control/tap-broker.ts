@@ -126,10 +126,12 @@ export class TapBroker {
    * `timeoutMs` or when `signal` aborts (the client went).
    */
   async wait(namespace: string, service: string, knownVersion: string | null, timeoutMs: number, sidecar: string, signal?: AbortSignal): Promise<TapSessions | null> {
-    const now = this.sessions(namespace, service);
-    if (now.version !== knownVersion) return now;
-    if (signal?.aborted === true || timeoutMs <= 0) return null;
     const taps = this.#entry(namespace, service);
+    const now = this.sessions(namespace, service);
+    if (now.version !== knownVersion || signal?.aborted === true || timeoutMs <= 0) {
+      taps.lastPoll.set(sidecar, this.#now());
+      return now.version !== knownVersion ? now : null;
+    }
     taps.polling.set(sidecar, (taps.polling.get(sidecar) ?? 0) + 1);
     try {
       const changed = await new Promise<boolean>((resolve) => {
