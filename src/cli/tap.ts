@@ -66,7 +66,8 @@ export async function tapCommand(argv: string[]): Promise<number> {
   let seen = 0;
   let timedOut = false;
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), stream.close()), timeoutMs);
-  const stop = () => stream.close();
+  let stopped = false;
+  const stop = () => ((stopped = true), stream.close());
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const format = new LineFormat();
@@ -99,12 +100,17 @@ export async function tapCommand(argv: string[]): Promise<number> {
     process.stderr.write(`weft tap: ${seen} of ${count} requests within ${formatDuration(timeoutMs!)}\n`);
     return 1;
   }
+  if (!timedOut && !stopped && (count === undefined || seen < count)) {
+    process.stderr.write('weft tap: the server ended the tap (did it stop or restart?)\n');
+    return 1;
+  }
   return 0;
 }
 
 /** Formats request lines with columns that widen as longer values come (and never narrow). */
 export class LineFormat {
-  readonly #widths: number[] = [];
+  /** Starting widths: time, direction, source -> destination, method, path, route, status. */
+  readonly #widths: number[] = [12, 3, 20, 6, 16, 20, 3];
 
   /** `TIME DIRECTION SOURCE -> DESTINATION METHOD PATH route=R STATUS [weft-error] LATENCYms`. */
   line(r: Extract<TapLine, { type: 'request' }>): string {
@@ -124,7 +130,7 @@ export class LineFormat {
       this.#widths[i] = w;
       return cell.padEnd(w);
     });
-    return `${padded.join('  ')}  ${formatMs(r.latencyMs).padStart(9)}`;
+    return `${padded.join('  ')}  ${formatMs(r.latencyMs).padStart(8)}`;
   }
 }
 

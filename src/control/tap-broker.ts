@@ -143,7 +143,7 @@ export class TapBroker {
         };
         const wake = () => done(true);
         const abort = () => done(false);
-        const timer = setTimeout(() => done(false), timeoutMs);
+        const timer = setTimeout(() => done(false), timeoutMs).unref();
         taps.waiters.add(wake);
         signal?.addEventListener('abort', abort, { once: true });
       });
