@@ -56,6 +56,11 @@ export class TapSubscription {
     return new Promise((resolve) => (this.#waiter = resolve));
   }
 
+  /** The events as an async iterable (ends when the session closes). */
+  async *[Symbol.asyncIterator](): AsyncGenerator<TapEvent, void, undefined> {
+    for (let e = await this.next(); e !== null; e = await this.next()) yield e;
+  }
+
   /** Ends the session: the broker forgets it (its sidecars learn so), `next` resolves null. */
   close(): void {
     if (this.#closed) return;
@@ -143,7 +148,7 @@ export class TapBroker {
         };
         const wake = () => done(true);
         const abort = () => done(false);
-        const timer = setTimeout(() => done(false), timeoutMs).unref();
+        const timer = setTimeout(() => done(false), timeoutMs);
         taps.waiters.add(wake);
         signal?.addEventListener('abort', abort, { once: true });
       });
