@@ -127,6 +127,71 @@ export class ApiClient {
       req.end(body === undefined ? undefined : JSON.stringify(body));
     });
   }
+  /**
+   * A streaming GET (NDJSON): resolves once the server answered 200 with the body's lines
+   * as they come; another status rejects with the server's refusal. No overall timeout:
+   * the caller ends it with `close()`.
+   */
+  stream(path: string): Promise<ApiStream> {
+    const url = new URL(path, this.#base);
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method: 'GET', ca: this.#ca, headers: { accept: 'application/x-ndjson', authorization: `Bearer ${this.#token}` } }, (res) => {
+        req.setTimeout(0);
+        res.setEncoding('utf8');
+        if (res.statusCode !== 200) {
+          let text = '';
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            let json: Record<string, unknown> = {};
+            try {
+              json = JSON.parse(text) as Record<string, unknown>;
+            } catch {
+              // not JSON: the status says it
+            }
+            reject(refusal({ status: res.statusCode ?? 0, json }));
+          });
+          return;
+        }
+        let closed = false;
+        const lines = (async function* () {
+          let buffered = '';
+          try {
+            for await (const chunk of res as AsyncIterable<string>) {
+              buffered += chunk;
+              let nl: number;
+              while ((nl = buffered.indexOf('\n')) >= 0) {
+                const line = buffered.slice(0, nl);
+                buffered = buffered.slice(nl + 1);
+                if (line !== '') yield line;
+              }
+            }
+          } catch (err) {
+            if (!closed) throw new WeftError('WEFT_E_SERVER', `the stream from ${url.origin} broke: ${(err as Error).message}`);
+          }
+          if (buffered !== '' && !closed) yield buffered;
+        })();
+        resolve({
+          lines,
+          close: () => {
+            closed = true;
+            req.destroy();
+          },
+        });
+      });
+      // Only until the answer starts: a quiet stream is not an error.
+      req.setTimeout(30_000, () => req.destroy(new Error('no answer within 30 s')));
+      req.on('error', (err) => reject(new WeftError('WEFT_E_SERVER', `cannot reach the server at ${url.origin}: ${err.message}`)));
+      req.end();
+    });
+  }
+}
+
+/** A streaming answer: its lines as they come, and how to stop it. */
+export interface ApiStream {
+  /** Each line of the body (without its newline), as it arrives; ends when the server ends the answer. */
+  readonly lines: AsyncIterable<string>;
+  /** Ends the call (the server sees the client go). */
+  close(): void;
 }
 
 /** The server's error message from an answer, with its problems one per line when it has them. */

@@ -18,6 +18,8 @@ const USAGE = `weft: a minimalist service mesh
   weft apply -f FILE | get KIND [NAME] | delete KIND NAME   resources on the server
   weft services                   the catalog: services, instances, health
   weft migrate status [SERVICE]   who still calls in plaintext; ready for strict? (docs/migration.md)
+  weft tap SERVICE [--path P]     live requests of a service, one line each (docs/observability.md)
+  weft top [--window 10s]         the busiest routes: rate, success, latency (docs/observability.md)
   weft version
 
 Run \`weft COMMAND --help\` for a command's flags.`;
@@ -43,6 +45,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./resources.js')).servicesCommand(rest);
     case 'migrate':
       return (await import('./migrate.js')).migrateCommand(rest);
+    case 'tap':
+      return (await import('./tap.js')).tapCommand(rest);
+    case 'top':
+      return (await import('./top.js')).topCommand(rest);
     case 'run':
       return (await import('./run.js')).runCommand(rest);
     case 'demo':

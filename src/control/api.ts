@@ -22,6 +22,11 @@ import { ConfigError, crossCheck, RESOURCE_KINDS, validateResource, type Normali
 import type { ConfigProblem } from '../config/problems.js';
 import type { JsonValue, Store } from './store/store.js';
 import { StoreConflictError } from './store/errors.js';
+import type { ServerMetrics } from './server-metrics.js';
+import type { TapBroker } from './tap-broker.js';
+import type { TelemetryStore } from './telemetry.js';
+import type { CertificatesAnswer } from './telemetry-wire.js';
+import { telemetryRoute } from './telemetry-api.js';
 
 /** What the API serves from. */
 export interface ApiDeps {
@@ -44,11 +49,19 @@ export interface ApiDeps {
   readonly replica: ReplicaState;
   /** Callers per service from the sidecars' reports (the migration view). */
   readonly migration: MigrationTracker;
+  /** What the sidecars report every 2 s (top, topology, their certificates). */
+  readonly telemetry: TelemetryStore;
+  /** Live tap sessions. */
+  readonly tap: TapBroker;
+  /** The control plane's own metrics (snapshot pushes, CSRs, telemetry reports). */
+  readonly metrics: ServerMetrics;
+  /** The CA certificates this server signs with and trusts (for `/v1/certificates`). */
+  readonly caCertificates: () => CertificatesAnswer['ca'];
   readonly log: Logger;
 }
 
 /** An answer other than 200, as JSON `{ error: { code, message } }`. */
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
@@ -88,6 +101,7 @@ const SNAPSHOT_POLL_MS = 30_000;
  * | `GET /v1/catalog/services` | the admin token | the catalog with health |
  * | `GET /v1/migration[?service=NAME][&namespace=NS]` | the admin token | per service: mTLS mode, callers in the window, verdict (control/migration.ts) |
  * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
+ * | `POST /v1/telemetry`, `/v1/tap…`, `GET /v1/top`, `/v1/topology`, `/v1/certificates` | see telemetryRoute (control/telemetry-api.ts) | telemetry, live taps, top |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -142,6 +156,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     try {
       grant = await deps.tokens.consume(token);
     } catch (err) {
+      if (err instanceof TokenRefused) deps.metrics.csr('join-token', 'refused');
       if (err instanceof TokenRefused) deps.audit.record({ event: 'csr.refused', via: 'join-token', remote, reason: err.message, ...(err.tokenId !== undefined ? { tokenId: err.tokenId } : {}) });
       throw err;
     }
@@ -194,6 +209,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       const seen = deps.snapshots.version;
       const snapshot = await deps.snapshots.build(caller.namespace, caller.service);
       if (snapshot.hash !== known) {
+        deps.metrics.snapshotPushes.inc();
         send(res, 200, snapshot, { etag: `"${snapshot.hash}"` });
         return;
       }
@@ -207,6 +223,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
       }
     }
   }
+  if (await telemetryRoute(deps, req, res, path ?? '')) return;
   if (path === '/v1/migration') {
     await migrationRoute(deps, req, res);
     return;
@@ -400,7 +417,7 @@ function invalid(problems: ConfigProblem[]): ApiError {
  * The service calling with its certificate: verified against the bundle, a weft service
  * ID, in this server's trust domain (a CA without a name constraint could vouch for others).
  */
-function callerService(deps: ApiDeps, req: IncomingMessage): { spiffeId: string; namespace: string; service: string } {
+export function callerService(deps: ApiDeps, req: IncomingMessage): { spiffeId: string; namespace: string; service: string } {
   const socket = req.socket as TLSSocket;
   const spiffeId = socket.authorized ? peerSpiffeId(socket) : null;
   if (spiffeId === null) throw new ApiError(401, 'WEFT_E_UNAUTHENTICATED', 'this call needs the client certificate this CA issued to the sidecar');
@@ -418,7 +435,8 @@ function sendLeaf(deps: ApiDeps, res: ServerResponse, leaf: IssuedLeaf): void {
   send(res, 200, { spiffeId: leaf.spiffeId, certificate: leaf.certPem, bundle: deps.bundlePem(), notAfter: leaf.notAfter.toISOString() });
 }
 
-function requireAdmin(deps: ApiDeps, req: IncomingMessage): void {
+/** Throws a 401 unless the request carries the admin token. */
+export function requireAdmin(deps: ApiDeps, req: IncomingMessage): void {
   const header = req.headers.authorization ?? '';
   const token = header.startsWith('Bearer ') ? header.slice(7) : '';
   const actual = createHash('sha256').update(token).digest();
@@ -427,7 +445,8 @@ function requireAdmin(deps: ApiDeps, req: IncomingMessage): void {
   }
 }
 
-async function jsonBody(req: IncomingMessage, maxBytes = MAX_BODY): Promise<Record<string, unknown>> {
+/** The request body as a JSON object (at most `maxBytes`: 413 beyond; 400 when not a JSON object). */
+export async function jsonBody(req: IncomingMessage, maxBytes = MAX_BODY): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -458,7 +477,8 @@ function optionalString(body: Record<string, unknown>, name: string): string | u
   return v;
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+/** Answers with `body` as JSON (destroys the response when headers went already). */
+export function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;

@@ -26,6 +26,7 @@ export class ReplicaState {
   readonly #readyGauge: Gauge;
   readonly #leaderGauge: Gauge;
   readonly #waiting: Gauge;
+  #followers = 0;
 
   constructor(options: { replica: string; store: 'sqlite' | 'postgres' }) {
     this.#replica = options.replica;
@@ -60,7 +61,13 @@ export class ReplicaState {
 
   /** Counts a snapshot long poll while it waits. */
   following(delta: 1 | -1): void {
+    this.#followers += delta;
     this.#waiting.inc(delta);
+  }
+
+  /** Snapshot long polls waiting now (one per connected sidecar). */
+  get followers(): number {
+    return this.#followers;
   }
 
   status(): ReplicaStatus {

@@ -25,6 +25,11 @@ import { openStore, type ServerStore } from './store/open.js';
 import { ReplicaState } from './replica.js';
 import { loadOrCreateSharedCa, sharedAdminTokenHash } from './shared-secrets.js';
 import { JoinTokens, TOKEN_NAMESPACE } from './tokens.js';
+import { ServerMetrics } from './server-metrics.js';
+import { TelemetryStore } from './telemetry.js';
+import { TapBroker } from './tap-broker.js';
+import { certificateInfo } from '../pki/cert-info.js';
+import type { CertificatesAnswer } from './telemetry-wire.js';
 
 export interface ServerOptions {
   /** State: the store, the CA (unless `caDir`), the admin token, the audit log. */
@@ -89,7 +94,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     opened.audit?.close();
   };
   try {
-    const store = (opened.store = await openStore({ dataDir, ...(options.storeUrl !== undefined ? { url: options.storeUrl } : {}) }));
+    const rawStore = (opened.store = await openStore({ dataDir, ...(options.storeUrl !== undefined ? { url: options.storeUrl } : {}) }));
+    const replica = new ReplicaState({ replica: options.replicaId ?? `${hostname()}-${process.pid}`, store: rawStore.kind });
+    const tap = new TapBroker();
+    const metrics = new ServerMetrics(replica.registry, { sidecarsConnected: () => replica.followers, tapSessions: () => tap.sessionCount });
+    // Every store call is timed (weft_server_store_operation_duration_seconds).
+    const store = metrics.timeStore(rawStore);
     const shared = store.kind === 'postgres';
     if (shared && options.caKeySecret === undefined) throw new WeftError('WEFT_E_CA_KEY', 'a shared store needs the CA key secret (--ca-key-file or WEFT_CA_KEY)');
     const issuer = shared
@@ -101,7 +111,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       : createHash('sha256').update(await loadOrCreateAdminToken(join(dataDir, 'admin-token'))).digest();
     const spiffeId = serviceSpiffeId(trustDomain, TOKEN_NAMESPACE, 'weft-server');
     const identity = (opened.identity = new SelfIssuingSource({ issuer, spiffeId, ttlMs: options.leafTtlMs, log, hostNames: hostNames(options.serverNames) }));
-    const replica = new ReplicaState({ replica: options.replicaId ?? `${hostname()}-${process.pid}`, store: store.kind });
     const audit = (opened.audit = new AuditLog(join(dataDir, 'audit.log')));
     await identity.start();
     const catalog = new Catalog(store, { ttlMs: options.instanceTtlMs, deregisterAfterMs: options.instanceDeregisterMs });
@@ -113,6 +122,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       leafTtlMs: options.leafTtlMs,
       buckets: { 'join-token': new TokenBucket(options.csrRate), certificate: new TokenBucket(options.csrRate) },
       audit,
+      count: (via, result) => metrics.csr(via, result),
     });
     const handler = apiHandler({
       trustDomain,
@@ -127,6 +137,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       catalog,
       snapshots,
       migration,
+      telemetry: new TelemetryStore(),
+      tap,
+      metrics,
+      caCertificates: caCertificates(issuer),
       replica,
       log,
     });
@@ -182,6 +196,22 @@ function startTicker(deps: { store: ServerStore; catalog: Catalog; snapshots: Sn
       .catch((err: unknown) => log.error({ err }, 'server tick failed'))
       .finally(() => (running = false));
   }, deps.intervalMs).unref();
+}
+
+/** The CA certificates of `issuer` for `/v1/certificates`: its chain (intermediates), then the roots it trusts. */
+function caCertificates(issuer: Issuer): () => CertificatesAnswer['ca'] {
+  const seen = new Set<string>();
+  const list: { subject: string; role: 'root' | 'intermediate'; notAfter: string }[] = [];
+  const add = (pem: string, role: 'root' | 'intermediate') => {
+    const info = certificateInfo(pem);
+    if (seen.has(info.fingerprint256)) return;
+    seen.add(info.fingerprint256);
+    list.push({ subject: info.subject, role, notAfter: info.notAfter.toISOString() });
+  };
+  for (const pem of issuer.bundlePems) add(pem, 'root');
+  for (const pem of issuer.chainPems.length > 0 ? issuer.chainPems : [issuer.certPem]) add(pem, 'intermediate');
+  const ordered = [...list.filter((c) => c.role === 'intermediate'), ...list.filter((c) => c.role === 'root')];
+  return () => ordered;
 }
 
 async function loadOrCreateCa(options: ServerOptions): Promise<Issuer> {

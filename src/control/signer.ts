@@ -37,12 +37,15 @@ export class CsrSigner {
   readonly #ttlMs: number;
   readonly #buckets: Readonly<Record<SignRequest['via'], TokenBucket>>;
   readonly #audit: AuditLog;
+  readonly #count: (via: SignRequest['via'], result: 'signed' | 'refused') => void;
 
-  constructor(options: { issuer: Issuer; leafTtlMs: number; buckets: Readonly<Record<SignRequest['via'], TokenBucket>>; audit: AuditLog }) {
+  /** `count`: told of every outcome (the `weft_server_csr_total` metric), rate-limit refusals included. */
+  constructor(options: { issuer: Issuer; leafTtlMs: number; buckets: Readonly<Record<SignRequest['via'], TokenBucket>>; audit: AuditLog; count?: (via: SignRequest['via'], result: 'signed' | 'refused') => void }) {
     this.#issuer = options.issuer;
     this.#ttlMs = options.leafTtlMs;
     this.#buckets = options.buckets;
     this.#audit = options.audit;
+    this.#count = options.count ?? (() => {});
   }
 
   /**
@@ -53,6 +56,7 @@ export class CsrSigner {
   admit(via: SignRequest['via']): void {
     const wait = this.#buckets[via].take();
     if (wait === 0) return;
+    this.#count(via, 'refused');
     const retryAfter = Math.max(1, Math.ceil(wait / 1000));
     throw new SignRefused(429, 'WEFT_E_RATE_LIMITED', `too many signing requests; retry in ${retryAfter}s`, retryAfter);
   }
@@ -69,6 +73,7 @@ export class CsrSigner {
       if (isWeftError(err)) throw this.#refuse(request, csr.spiffeId, new SignRefused(400, err.code, err.message));
       throw err;
     }
+    this.#count(request.via, 'signed');
     this.#audit.record({
       event: 'csr.signed',
       via: request.via,
@@ -82,6 +87,7 @@ export class CsrSigner {
   }
 
   #refuse(request: SignRequest, spiffeId: string, refusal: SignRefused): SignRefused {
+    this.#count(request.via, 'refused');
     this.#audit.record({
       event: 'csr.refused',
       via: request.via,
