@@ -1,4 +1,6 @@
 import type { AccessLog } from './access-log.js';
+import { TRACE_HEADERS, type HopSpan, type Tracer } from './tracing.js';
+import type { HeaderEdit } from '../proxy/route/types.js';
 import type { HopLabels, SidecarMetrics } from './metrics.js';
 import type { RequestRecord, TapSink, TcpRecord } from './request-record.js';
 
@@ -11,6 +13,8 @@ export class Observer {
   readonly metrics: SidecarMetrics;
   accessLog: AccessLog | null;
   tap: TapSink | null = null;
+  /** Spans and trace headers, or null: tracing off (trace headers pass through untouched). */
+  tracer: Tracer | null = null;
 
   constructor(metrics: SidecarMetrics, accessLog: AccessLog | null) {
     this.metrics = metrics;
@@ -28,6 +32,11 @@ export class Observer {
     if (log !== null && log.sample()) log.request(hop, r);
     const tap = this.tap;
     if (tap !== null && tap.active) tap.offer(hop, r);
+  }
+
+  /** The header edit that replaces a traced request's incoming trace headers with the span's. */
+  static traceHeaderEdit(span: HopSpan): HeaderEdit {
+    return { remove: TRACE_HEADERS, set: [], add: span.headers };
   }
 
   /** A TCP connection closed (or was refused). */

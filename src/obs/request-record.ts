@@ -1,19 +1,5 @@
 import type { HopLabels } from './metrics.js';
-
-/** What a traced hop's span needs at its end (obs/tracing.ts implements it). */
-export interface TraceSpan {
-  readonly traceId: string;
-  readonly spanId: string;
-  end(outcome: {
-    status: number;
-    error: string | null;
-    route: string;
-    upstream: string | null;
-    attempts: number;
-    grpcStatus: number | null;
-    endTimeMs: number;
-  }): void;
-}
+import type { HopSpan } from './tracing.js';
 
 /**
  * One HTTP request as the sidecar handled it: made when its head arrives, filled in by the
@@ -40,7 +26,8 @@ export class RequestRecord {
   upstreamHeaders = 0;
   end = 0;
   grpcStatus: number | null = null;
-  trace: TraceSpan | null = null;
+  /** The hop's span when the request is traced (or carries a not-sampled decision on), else null. */
+  trace: HopSpan | null = null;
 
   constructor(start: number, method: string, target: string, authority: string | null, protocol: RequestRecord['protocol']) {
     this.start = start;

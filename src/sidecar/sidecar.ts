@@ -5,6 +5,7 @@ import type { Logger } from '../obs/log.js';
 import { SidecarMetrics } from '../obs/metrics.js';
 import { AccessLog } from '../obs/access-log.js';
 import { Observer } from '../obs/observer.js';
+import { Tracer } from '../obs/tracing.js';
 import { WatchedValue } from '../watch.js';
 import type { CertificateBundle } from '../pki/certificate-bundle.js';
 import { ProxyListener } from '../proxy/listener/proxy-listener.js';
@@ -29,6 +30,8 @@ export class Sidecar {
   readonly #obs = new Observer(this.#metrics, null);
   /** The access log settings in use (JSON), to tell whether a reload changes them. */
   #accessLogKey = '';
+  /** The tracing settings in use (JSON). */
+  #tracingKey = '';
   readonly #clusters = new ClusterRegistry();
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #certs: WatchedValue<CertificateBundle>;
@@ -81,14 +84,27 @@ export class Sidecar {
     }
   }
 
-  /** Opens, replaces or closes the access log when its settings change. */
+  /** Opens, replaces or closes the access log and the tracer when their settings change. */
   #applyObservability(config: SidecarConfig): void {
     const settings = config.observability.accessLog;
     const key = JSON.stringify(settings);
-    if (key === this.#accessLogKey) return;
-    this.#accessLogKey = key;
-    this.#obs.accessLog?.close();
-    this.#obs.accessLog = settings.enabled ? new AccessLog({ path: settings.path, sampling: settings.sampling }) : null;
+    if (key !== this.#accessLogKey) {
+      this.#accessLogKey = key;
+      this.#obs.accessLog?.close();
+      this.#obs.accessLog = settings.enabled ? new AccessLog({ path: settings.path, sampling: settings.sampling }) : null;
+    }
+    const tracing = config.observability.tracing;
+    const tracingKey = JSON.stringify([tracing, config.service, config.namespace]);
+    if (tracingKey === this.#tracingKey) return;
+    this.#tracingKey = tracingKey;
+    const old = this.#obs.tracer;
+    this.#obs.tracer =
+      tracing === undefined
+        ? null
+        : new Tracer({ endpoint: tracing.endpoint, sampling: tracing.sampling, headers: tracing.headers, service: config.service, namespace: config.namespace, spiffeId: this.#certs.get().spiffeId }, this.#log);
+    // Spans of requests still in flight end on the old tracer, which flushes them before it stops.
+    if (old !== null) setTimeout(() => void old.shutdown(), this.#compiled?.config.drainTimeout ?? 15_000).unref();
+    if (tracing !== undefined) this.#log.info({ endpoint: tracing.endpoint, sampling: tracing.sampling }, 'tracing to an OTLP collector');
   }
 
   /**
@@ -152,6 +168,7 @@ export class Sidecar {
     if (!this.#identityFixed) this.#identity.source.stop();
     await this.#admin?.close();
     this.#obs.accessLog?.close();
+    await this.#obs.tracer?.shutdown();
     this.#log.info('stopped');
   }
 
@@ -247,6 +264,7 @@ export class Sidecar {
     this.#identity.source.stop();
     await this.#admin?.close();
     this.#obs.accessLog?.close();
+    await this.#obs.tracer?.shutdown();
   }
 
   /** Forwards the identity source's renewals to the sidecar's stable certificate watch. */

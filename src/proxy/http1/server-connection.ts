@@ -10,6 +10,8 @@ import { localReplyBytes } from './local-reply.js';
 import { planRequest } from './plan.js';
 import { mirrorRequest } from './mirror.js';
 import { RequestRecord } from '../../obs/request-record.js';
+import { Observer } from '../../obs/observer.js';
+import { applyHeaderEdit } from '../route/header-edit.js';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const BARE_LF_END = Buffer.from('\n\n');
@@ -87,6 +89,9 @@ export class ServerConnection implements Downstream {
     const i = head.lower.indexOf(lowerName);
     return i < 0 ? undefined : head.values[i];
   };
+
+  /** Header lookup for the tracer (of the head in #checking). */
+  readonly #traceHeader = (lowerName: string): string | null => this.#header(lowerName) ?? null;
 
   constructor(socket: Socket, info: ConnectionInfo, ctx: HttpListenerContext) {
     this.socket = socket;
@@ -284,6 +289,22 @@ export class ServerConnection implements Downstream {
     this.#record = record;
     const route = this.#ctx.route();
     this.#route = route;
+    const tracer = route.obs.tracer;
+    if (tracer !== null) {
+      this.#checking = head;
+      record.trace = tracer.start(this.#traceHeader, {
+        kind: route.inbound ? 'inbound' : 'outbound',
+        method: head.method,
+        path: head.target,
+        authority: record.authority,
+        protocol: record.protocol,
+        peer: this.info.peer.spiffeId,
+        tls: this.info.tls,
+        destination: this.info.hop.service,
+        startTimeMs: performance.timeOrigin + start,
+      });
+      this.#checking = null;
+    }
     this.#headSince = 0;
     this.#headMethod = head.method === 'HEAD';
     const framing: Framing = head.chunked ? 'chunked' : head.contentLength > 0 ? 'length' : 'none';
@@ -326,6 +347,7 @@ export class ServerConnection implements Downstream {
       const r = plan.reply;
       return this.reply(r.status, r.code, r.message, framing !== 'none', r.location);
     }
+    if (record.trace !== null) applyHeaderEdit(Observer.traceHeaderEdit(record.trace), plan.head);
     const upgrade = head.upgrade !== null && head.connection !== null && head.connection.includes('upgrade');
     const keepAlive = head.minor === 1 ? !(head.connection?.includes('close') ?? false) : (head.connection?.includes('keep-alive') ?? false);
     const requestHead = upstreamRequestHead(plan.head, upgrade, {

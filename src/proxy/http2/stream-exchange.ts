@@ -12,6 +12,7 @@ import { applyHeaderEditToObject as applyHeaderEdit } from '../route/header-edit
 import { grpcErrorFields, isGrpc, sendLocalReply } from './local-reply.js';
 import type { SessionLimits } from './session-pool.js';
 import { RequestRecord } from '../../obs/request-record.js';
+import { Observer } from '../../obs/observer.js';
 
 /** Request bodies up to this size are kept while sent, so that the request can be retried. */
 const RETAIN_MAX = 64 * 1024;
@@ -112,9 +113,24 @@ export class H2Exchange implements AttemptOwner {
     const headers = this.#headers;
     const method = headers[':method'] ?? '';
     const target = headers[':path'] ?? '';
-    if (method === 'CONNECT') return this.#fail(501, 'WEFT_E_METHOD', 'CONNECT (and WebSocket over HTTP/2) is not supported by the sidecar');
     const info = this.#ctx.info;
     const route = this.#route;
+    const tracer = route.obs.tracer;
+    if (tracer !== null) {
+      const r = this.#record;
+      r.trace = tracer.start((name) => join(headers[name]) ?? null, {
+        kind: route.inbound ? 'inbound' : 'outbound',
+        method,
+        path: target,
+        authority: r.authority,
+        protocol: 'h2',
+        peer: info.peer.spiffeId,
+        tls: info.tls,
+        destination: info.hop.service,
+        startTimeMs: performance.timeOrigin + this.#start,
+      });
+    }
+    if (method === 'CONNECT') return this.#fail(501, 'WEFT_E_METHOD', 'CONNECT (and WebSocket over HTTP/2) is not supported by the sidecar');
     if (info.callers !== null) info.callers.requests++;
     const admission = route.admission;
     if (!admitted(admission, info)) return this.#fail(403, 'WEFT_E_FORBIDDEN', `caller ${info.peer.spiffeId ?? '(plaintext)'} is not allowed by inbound.allow`);
@@ -132,6 +148,7 @@ export class H2Exchange implements AttemptOwner {
       route.policy.strictDryRun(info, method, target);
     }
     this.#upstreamHeaders = upstreamRequestHeaders(headers, { inbound: route.inbound, proto: info.tls ? 'https' : 'http', clientAddress: this.#ctx.clientAddress, xfcc: info.xfcc });
+    if (this.#record.trace !== null) applyHeaderEdit(Observer.traceHeaderEdit(this.#record.trace), this.#upstreamHeaders);
     if (route.router !== null && !this.#applyRoute()) return;
     const cluster = this.#cluster;
     if (cluster.endpoints.length === 0) {
