@@ -22,6 +22,7 @@ import { ConfigError, crossCheck, RESOURCE_KINDS, validateResource, type Normali
 import type { ConfigProblem } from '../config/problems.js';
 import type { JsonValue, Store } from './store/store.js';
 import { StoreConflictError } from './store/errors.js';
+import { dashboardRoute } from './dashboard-route.js';
 
 /** What the API serves from. */
 export interface ApiDeps {
@@ -88,6 +89,7 @@ const SNAPSHOT_POLL_MS = 30_000;
  * | `GET /v1/catalog/services` | the admin token | the catalog with health |
  * | `GET /v1/migration[?service=NAME][&namespace=NS]` | the admin token | per service: mTLS mode, callers in the window, verdict (control/migration.ts) |
  * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
+ * | `GET /`, `/ui/…` | anyone | the dashboard's static files (control/dashboard-route.ts; its API calls need the admin token) |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -124,6 +126,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     res.writeHead(200, { 'content-type': deps.replica.registry.contentType }).end(await deps.replica.registry.metrics());
     return;
   }
+  if (await dashboardRoute(req, res, path ?? '/')) return; // the dashboard's static files (control/dashboard-route.ts)
   if (!deps.replica.ready && path !== '/v1/ca/bundle' && path !== '/v1/ca') throw notReady(deps);
   if (is('GET', '/v1/ca/bundle')) {
     res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(deps.bundlePem());
