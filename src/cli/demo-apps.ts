@@ -13,6 +13,11 @@ export type DemoListener = HttpServer | TcpServer;
 /** The longest delay `/slow?ms=N` grants. */
 export const MAX_SLOW_MS = 10_000;
 
+/** The delay `/slow?ms=N` asks for, from 0 to MAX_SLOW_MS (0 when absent or not a number). */
+export function slowDelayMs(ms: string | null): number {
+  return Math.min(MAX_SLOW_MS, Math.max(0, Number(ms) || 0));
+}
+
 /**
  * api: answers with the caller identity its sidecar vouched for (x-forwarded-client-cert),
  * or null for plaintext callers. `/fail` answers 503 (failures for the success rate the
@@ -31,7 +36,7 @@ export function apiApp(): HttpServer {
     };
     if (url.pathname === '/fail') return answer(503, { error: 'failing on purpose (/fail)' });
     if (url.pathname === '/slow') {
-      const ms = Math.min(MAX_SLOW_MS, Math.max(0, Number(url.searchParams.get('ms')) || 0));
+      const ms = slowDelayMs(url.searchParams.get('ms'));
       const timer = setTimeout(() => (timers.delete(timer), answer(200, { delayedMs: ms })), ms);
       timers.add(timer);
       res.once('close', () => (clearTimeout(timer), timers.delete(timer)));
