@@ -12,4 +12,14 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // The dashboard: plain ES modules run by the browser (served by weft server, no build step).
+    files: ['src/dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['document', 'location', 'history', 'sessionStorage', 'fetch', 'AbortSignal', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'addEventListener', 'removeEventListener'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

@@ -10,32 +10,63 @@ import { WeftError } from '../errors.js';
 /** Anything the demo listens with: an HTTP app or the TCP echo service. */
 export type DemoListener = HttpServer | TcpServer;
 
-/** api: answers with the caller identity its sidecar vouched for (x-forwarded-client-cert), or null for plaintext callers. */
+/** The longest delay `/slow?ms=N` grants. */
+export const MAX_SLOW_MS = 10_000;
+
+/** The delay `/slow?ms=N` asks for, from 0 to MAX_SLOW_MS (0 when absent or not a number). */
+export function slowDelayMs(ms: string | null): number {
+  return Math.min(MAX_SLOW_MS, Math.max(0, Number(ms) || 0));
+}
+
+/**
+ * api: answers with the caller identity its sidecar vouched for (x-forwarded-client-cert),
+ * or null for plaintext callers. `/fail` answers 503 (failures for the success rate the
+ * dashboard shows) and `/slow?ms=N` answers after N ms (at most 10 s; latency).
+ */
 export function apiApp(): HttpServer {
-  return createServer((req, res) => {
+  const timers = new Set<NodeJS.Timeout>();
+  const server = createServer((req, res) => {
     req.resume();
+    const url = new URL(req.url ?? '/', 'http://api');
     const xfcc = req.headers['x-forwarded-client-cert'];
     const caller = typeof xfcc === 'string' ? (/URI=([^;,]+)/.exec(xfcc)?.[1] ?? null) : null;
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify({ service: 'api', path: req.url, caller, xfcc: xfcc ?? null })}\n`);
+    const answer = (status: number, extra: Record<string, unknown> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(`${JSON.stringify({ service: 'api', path: req.url, caller, xfcc: xfcc ?? null, ...extra })}\n`);
+    };
+    if (url.pathname === '/fail') return answer(503, { error: 'failing on purpose (/fail)' });
+    if (url.pathname === '/slow') {
+      const ms = slowDelayMs(url.searchParams.get('ms'));
+      const timer = setTimeout(() => (timers.delete(timer), answer(200, { delayedMs: ms })), ms);
+      timers.add(timer);
+      res.once('close', () => (clearTimeout(timer), timers.delete(timer)));
+      return;
+    }
+    answer(200);
   });
+  server.once('close', () => timers.forEach((t) => clearTimeout(t)));
+  return server;
 }
 
 /**
  * web: calls api through its sidecar's outbound listener (`apiPort`) and answers with who it
  * is and what api said. A refusal from api's sidecar (its status and `weft-error`) is passed on.
+ * `/` calls api's `/from-web`; `/api/PATH` calls api's `/PATH` (e.g. `/api/fail`, `/api/slow?ms=200`).
  */
 export function webApp(options: { apiPort: number; spiffeId: string }): HttpServer {
   return createServer((req, res) => {
     req.resume();
-    const upstream = httpRequest({ host: '127.0.0.1', port: options.apiPort, path: '/from-web', agent: false }, (r) => {
+    const path = req.url?.startsWith('/api/') ? req.url.slice('/api'.length) : '/from-web';
+    const upstream = httpRequest({ host: '127.0.0.1', port: options.apiPort, path, agent: false, timeout: 15_000 }, (r) => {
       readBody(r).then((body) => {
         const error = r.headers['weft-error'];
         res.writeHead(r.statusCode ?? 502, { 'content-type': 'application/json', ...(typeof error === 'string' ? { 'weft-error': error } : {}) });
         res.end(`${JSON.stringify({ service: 'web', spiffeId: options.spiffeId, apiStatus: r.statusCode, api: parseJson(body) })}\n`);
       }, () => res.destroy());
     });
+    upstream.on('timeout', () => upstream.destroy(new Error('no answer within 15 s')));
     upstream.on('error', (err) => {
+      if (res.headersSent) return void res.destroy();
       res.writeHead(502, { 'content-type': 'text/plain' });
       res.end(`web could not reach api: ${err.message}\n`);
     });

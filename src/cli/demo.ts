@@ -1,19 +1,23 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
 import { parseFlags } from './args.js';
 import { runChecks, waitForTraffic } from './demo-checks.js';
 import { DEMO_PORT_OFFSETS, DEMO_TRUST_DOMAIN, DemoMesh, demoPorts, pickTcpService } from './demo-mesh.js';
+import { DemoTraffic } from './demo-traffic.js';
 
-const USAGE = `Usage: weft demo [--base-port 18000] [--check]
+const USAGE = `Usage: weft demo [--base-port 18000] [--check] [--no-traffic]
 
 Runs a local mesh on loopback: a control plane, three services (web, api, and Redis when
 redis-server is installed, else a TCP echo service) and their connected sidecars, on fixed
-ports from --base-port (base+1 … base+446). Prints commands to try; Ctrl-C stops it all.
+ports from --base-port (base+1 … base+446), with background traffic through it. Prints the
+dashboard's address and commands to try; Ctrl-C stops it all.
 
   --base-port N   first port of the range (default 18000; base+446 must stay below 32768)
-  --check         run the checks itself, print ok/FAIL for each, exit 0 when all pass`;
+  --check         run the checks itself, print ok/FAIL for each, exit 0 when all pass
+  --no-traffic    no background traffic (web → api every 200 ms, a plaintext caller of api
+                  every second, the TCP service every 2 s)`;
 
 /** The highest port the demo uses stays below the kernel's ephemeral range (32768 on Linux). */
 const MAX_BASE = 32767 - Math.max(...Object.values(DEMO_PORT_OFFSETS));
@@ -24,12 +28,13 @@ const TRAFFIC_TIMEOUT_MS = 30_000;
 /**
  * `weft demo`: a control plane in this process, the demo apps, and a connected `weft
  * sidecar` process per service; waits until web reaches api and the TCP service through the
- * mesh, then prints commands to try and runs until SIGINT/SIGTERM. `--check` runs the
- * checks itself and exits 0 when all pass. Everything lives in a temporary folder that
+ * mesh, starts the background traffic (DemoTraffic, unless `--no-traffic`), then prints the
+ * dashboard's URL (admin token in the fragment) and commands to try, and runs until
+ * SIGINT/SIGTERM. `--check` runs the checks itself, without the traffic, and exits 0 when all pass. Everything lives in a temporary folder that
  * is removed at the end.
  */
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseFlags('demo', argv, { 'base-port': { type: 'string', default: '18000' }, check: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } });
+  const { values } = parseFlags('demo', argv, { 'base-port': { type: 'string', default: '18000' }, check: { type: 'boolean', default: false }, 'no-traffic': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } });
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -40,6 +45,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
   const stop = stopSignal();
   const mesh = new DemoMesh({ dir: await mkdtemp(join(tmpdir(), 'weft-demo-')), ports: demoPorts(base), tcp: await pickTcpService() });
+  const traffic = new DemoTraffic({ ports: mesh.ports, tcpService: mesh.tcp.name });
   let failed = false;
   try {
     process.stdout.write(`starting the demo mesh (control plane, web, api, ${mesh.tcp.name}, their sidecars)…\n`);
@@ -56,7 +62,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
       if (failed) process.stdout.write(`the logs are kept in ${mesh.file('logs')}\n`);
       return failed ? 1 : 0;
     }
-    process.stdout.write(instructions(mesh));
+    if (!values['no-traffic']) traffic.start();
+    const token = (await readFile(join(mesh.data, 'admin-token'), 'utf8')).trim();
+    process.stdout.write(instructions(mesh, token, !values['no-traffic']));
     await stop.received;
     process.stdout.write('\nstopping the demo mesh…\n');
     return 0;
@@ -65,6 +73,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     throw err;
   } finally {
     stop.dispose();
+    await traffic.stop();
     await mesh.stop({ keepLogs: failed });
   }
 }
@@ -106,8 +115,13 @@ function row(service: string, what: string, port: number): string {
   return `${service.padEnd(6)} ${what.padEnd(12)} 127.0.0.1:${port}`;
 }
 
+/** The dashboard's address with the admin token in the fragment (the browser keeps it out of requests and logs). */
+export function dashboardUrl(serverUrl: string, token: string): string {
+  return `${serverUrl}/ui/#token=${encodeURIComponent(token)}`;
+}
+
 /** What to try, with the exact ports, files and `--server … --data …` flags of this run. */
-function instructions(mesh: DemoMesh): string {
+function instructions(mesh: DemoMesh, token: string, traffic: boolean): string {
   const p = mesh.ports;
   const flags = mesh.clientFlags;
   const tcp = mesh.tcp.name;
@@ -121,6 +135,10 @@ weft demo mesh is up: a control plane, three services, their sidecars (trust dom
   ${row(tcp, tcpApp, p.tcpApp)}  ← sidecar mTLS :${p.tcpInbound}, admin :${p.tcpAdmin} (Service protocol: tcp)
   The Mesh is permissive (plaintext callers are still served): ${mesh.file('mesh.yaml')}
   Files and logs in ${mesh.dir} (removed when the demo stops)
+
+Dashboard (the control plane's CA is the demo's own: your browser warns about the certificate):
+  ${dashboardUrl(mesh.serverUrl, token)}
+  ${traffic ? `Background traffic: web → api every 200 ms (some /fail and /slow), a plaintext caller of api every second, ${tcp} every 2 s (--no-traffic: none)` : 'No background traffic (--no-traffic): the graph shows what you send.'}
 
 Try:
   # web's app calls api through its sidecar; api sees web's SPIFFE ID (x-forwarded-client-cert)

@@ -27,6 +27,7 @@ import type { TapBroker } from './tap-broker.js';
 import type { TelemetryStore } from './telemetry.js';
 import type { CertificatesAnswer } from './telemetry-wire.js';
 import { telemetryRoute } from './telemetry-api.js';
+import { dashboardRoute } from './dashboard-route.js';
 
 /** What the API serves from. */
 export interface ApiDeps {
@@ -102,6 +103,7 @@ const SNAPSHOT_POLL_MS = 30_000;
  * | `GET /v1/migration[?service=NAME][&namespace=NS]` | the admin token | per service: mTLS mode, callers in the window, verdict (control/migration.ts) |
  * | `POST /v1/apply`, `/v1/resources…` | the admin token | resources (see resourceRoute) |
  * | `POST /v1/telemetry`, `/v1/tap…`, `GET /v1/top`, `/v1/topology`, `/v1/certificates` | see telemetryRoute (control/telemetry-api.ts) | telemetry, live taps, top |
+ * | `GET /`, `/ui/…` | anyone | the dashboard's static files (control/dashboard-route.ts; its API calls need the admin token) |
  */
 export function apiHandler(deps: ApiDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -138,6 +140,7 @@ async function route(deps: ApiDeps, req: IncomingMessage, res: ServerResponse): 
     res.writeHead(200, { 'content-type': deps.replica.registry.contentType }).end(await deps.replica.registry.metrics());
     return;
   }
+  if (await dashboardRoute(req, res, path ?? '/')) return; // the dashboard's static files (control/dashboard-route.ts)
   if (!deps.replica.ready && path !== '/v1/ca/bundle' && path !== '/v1/ca') throw notReady(deps);
   if (is('GET', '/v1/ca/bundle')) {
     res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(deps.bundlePem());
