@@ -13,7 +13,7 @@ export interface WeftSidecar {
 }
 
 /**
- * Spawns `weft sidecar ARGS --admin 127.0.0.1:ADMIN --ttl 24h` with `WEFT_LOG_LEVEL=warn`,
+ * Spawns `weft sidecar ARGS --admin 127.0.0.1:ADMIN --ttl 24h` with `WEFT_LOG_LEVEL=warn` and the access log off,
  * pinned to `cpus`, without waiting. `/ready` on the admin port says when it is ready.
  */
 export function spawnSidecar(ctx: BenchContext, name: string, args: readonly string[], adminPort: number, cpus: string | null): WeftSidecar {
@@ -26,7 +26,8 @@ export function spawnSidecar(ctx: BenchContext, name: string, args: readonly str
     cpus,
     logFile,
     cwd: dir,
-    env: { WEFT_LOG_LEVEL: 'warn' },
+    // The access log is off (nginx and HAProxy run without one too); WEFT_BENCH_ACCESS_LOG=stdout measures it on.
+    env: { WEFT_LOG_LEVEL: 'warn', WEFT_ACCESS_LOG: process.env['WEFT_BENCH_ACCESS_LOG'] ?? 'off' },
   });
   return { proc, admin, logFile };
 }

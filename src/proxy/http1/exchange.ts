@@ -6,6 +6,7 @@ import type { RequestRecord } from '../../obs/request-record.js';
 import type { Admission, ConnectionInfo } from '../connection-info.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import { admitRetry, retryBackoffMs } from '../upstream/retry.js';
+import { abortConnection } from '../upstream/connector.js';
 import type { CompiledRule, HeaderEdit, Router } from '../route/types.js';
 import { applyHeaderEdit } from '../route/header-edit.js';
 import type { RateLimiter } from '../resilience/rate-limiter.js';
@@ -478,7 +479,7 @@ export class Exchange implements UpstreamOwner {
     this.#upstream = null;
     if (conn !== null) {
       conn.owner = null;
-      conn.socket.destroy();
+      abortConnection(conn.socket); // RST: the upstream sees the request abandoned
     } else if (endpoint !== null && this.#state === R.Connecting) {
       endpoint.pool.cancel(this); // it may be waiting for a connection
     }

@@ -22,6 +22,27 @@ export interface Connector {
   close(): void;
 }
 
+/** The TCP socket under each mTLS socket this module opened (to reset it). */
+const tcpUnder = new WeakMap<Socket, Socket>();
+
+/**
+ * Abandons a connection in the middle of an exchange (a timeout, a caller that went away):
+ * the TCP connection is reset (RST), so the peer (another sidecar, or the app) sees the
+ * request aborted rather than an ordinary end of input, which an HTTP/1 server may still
+ * answer.
+ */
+export function abortConnection(socket: Socket): void {
+  const tcp = tcpUnder.get(socket) ?? socket;
+  if (!tcp.destroyed) {
+    try {
+      tcp.resetAndDestroy();
+    } catch {
+      // not a TCP handle (or already closing): an ordinary close
+    }
+  }
+  socket.destroy();
+}
+
 /** Plain TCP, for the hop from the inbound listener to the local app. */
 export function plainConnector(timeoutMs: number): Connector {
   return {
@@ -84,8 +105,14 @@ export class MtlsConnector implements Connector {
       ALPNProtocols: alpn === undefined ? undefined : [...alpn],
       allowHalfOpen: true,
     };
-    const socket: TLSSocket = tlsConnect(options);
-    socket.setNoDelay(true);
+    // The TCP socket is opened here, not by tls.connect, so that abortConnection can reset it.
+    const tcp = netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true, allowHalfOpen: true });
+    const socket: TLSSocket = tlsConnect({ ...options, socket: tcp });
+    tcpUnder.set(socket, tcp);
+    // The TLS socket reports the TCP socket's errors itself (refused, reset): only keep them from being unhandled here.
+    tcp.on('error', () => {});
+    tcp.once('close', () => socket.destroy());
+    socket.once('close', () => tcp.destroy());
     const timer = setTimeout(() => socket.destroy(connectTimeout(endpoint, this.#timeoutMs)), this.#timeoutMs);
     const onError = (err: Error) => {
       clearTimeout(timer);
