@@ -168,6 +168,9 @@ test('the dashboard of weft demo in headless Chromium: graph, live figures, plai
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`console: ${m.text()}`);
   });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+  });
   await mkdir(SCREENSHOTS, { recursive: true });
   const shots: string[] = [];
 
