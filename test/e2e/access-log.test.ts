@@ -187,11 +187,17 @@ test('sampling 0 and --access-log off write no line; --access-log FILE writes th
 
 /** A TCP server on loopback; returns its address. */
 async function listen(t: TestContext, onConnection: (socket: import('node:net').Socket) => void): Promise<string> {
+  const sockets = new Set<import('node:net').Socket>();
   const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     onConnection(socket);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  t.after(() => {
+    for (const s of sockets) s.destroy(); // a sidecar's pooled connection would hold close() open
+    return new Promise<void>((r) => server.close(() => r()));
+  });
   return `127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
