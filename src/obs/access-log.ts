@@ -21,10 +21,22 @@ export class AccessLog {
   readonly #sampling: number;
   readonly #destination: ReturnType<typeof pino.destination>;
   readonly #timer: NodeJS.Timeout;
+  readonly #stdout: boolean;
+  /** A write failed (disk full, file removed…): the log stops rather than fail requests. */
+  #failed = false;
 
-  constructor(options: { path: string; sampling: number }) {
+  /** `onError` hears once about the write failure that stopped the log. */
+  constructor(options: { path: string; sampling: number; onError?: (err: Error) => void }) {
     this.#sampling = options.sampling;
-    this.#destination = pino.destination({ dest: options.path === 'stdout' ? 1 : options.path, sync: true, minLength: 4096, mkdir: true });
+    this.#stdout = options.path === 'stdout';
+    this.#destination = pino.destination({ dest: this.#stdout ? 1 : options.path, sync: true, minLength: 4096, mkdir: true });
+    // pino's own listener re-emits errors it does not handle: without this one, a failed
+    // write would throw out of the request path and end the process.
+    this.#destination.on('error', (err: Error) => {
+      if (this.#failed) return;
+      this.#failed = true;
+      options.onError?.(err);
+    });
     this.#log = pino(
       {
         base: { component: 'access' },
@@ -38,6 +50,7 @@ export class AccessLog {
 
   /** A sampled request or connection is logged; sampling 0 logs nothing. */
   sample(): boolean {
+    if (this.#failed) return false;
     return this.#sampling >= 1 || (this.#sampling > 0 && Math.random() < this.#sampling);
   }
 
@@ -99,9 +112,10 @@ export class AccessLog {
     }
   }
 
-  /** Writes out what is buffered and stops. */
+  /** Writes out what is buffered and stops (closing the file; stdout stays open). */
   close(): void {
     clearInterval(this.#timer);
     this.flush();
+    if (!this.#stdout) this.#destination.end();
   }
 }

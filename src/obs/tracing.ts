@@ -118,7 +118,15 @@ class LoggingExporter implements SpanExporter {
   constructor(inner: SpanExporter, log: Logger, endpoint: string) {
     this.#inner = inner;
     this.#log = log;
-    this.#endpoint = endpoint;
+    // Credentials or an API key in the URL stay out of the log: origin and path only.
+    let shown = '<invalid URL>';
+    try {
+      const u = new URL(endpoint);
+      shown = `${u.origin}${u.pathname}`;
+    } catch {
+      // the schema accepted it; keep the placeholder
+    }
+    this.#endpoint = shown;
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {

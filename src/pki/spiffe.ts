@@ -164,11 +164,12 @@ function preview(text: string): string {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
-/** The service name of a weft service ID, or `unknown` (no ID, or another shape); for labels and logs. */
+/** The service name of a weft service ID, or `unknown` (no ID, or another shape); for labels and logs (once per connection). */
 export function serviceOf(spiffeId: string | null): string {
   if (spiffeId === null) return 'unknown';
-  const svc = spiffeId.lastIndexOf('/svc/');
-  if (svc < 0 || !spiffeId.startsWith(SCHEME)) return 'unknown';
-  const name = spiffeId.slice(svc + 5);
-  return name === '' || name.includes('/') ? 'unknown' : name;
+  try {
+    return parseServiceSpiffeId(spiffeId).service;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -32,6 +32,8 @@ export class Sidecar {
   #accessLogKey = '';
   /** The tracing settings in use (JSON). */
   #tracingKey = '';
+  /** Tracers replaced by a reload, still ending the spans of requests in flight. */
+  readonly #retiredTracers = new Set<Tracer>();
   readonly #clusters = new ClusterRegistry();
   readonly #listeners = new Map<string, ProxyListener>();
   readonly #certs: WatchedValue<CertificateBundle>;
@@ -64,7 +66,6 @@ export class Sidecar {
     collectDefaultMetrics({ register: this.#metrics.registry });
     this.#compiled = compileSidecar(config, { version: 1, trustDomain: identity.trustDomain, certs: this.#certs, clusters: this.#clusters });
     this.#metrics.setEjectionSources(() => this.#liveClusters());
-    this.#applyObservability(config);
   }
 
   /** The observer every listener reports finished requests and connections to (the tap client plugs in here). */
@@ -84,27 +85,70 @@ export class Sidecar {
     }
   }
 
-  /** Opens, replaces or closes the access log and the tracer when their settings change. */
-  #applyObservability(config: SidecarConfig): void {
+  /**
+   * Opens the access log and the tracer a configuration asks for, when their settings
+   * differ from those in use (`undefined`: unchanged). May throw (a log file that cannot be
+   * opened): called before a reload commits, so a failure rejects the whole reload.
+   */
+  #prepareObservability(config: SidecarConfig, spiffeId: string): PreparedObservability {
     const settings = config.observability.accessLog;
-    const key = JSON.stringify(settings);
-    if (key !== this.#accessLogKey) {
-      this.#accessLogKey = key;
-      this.#obs.accessLog?.close();
-      this.#obs.accessLog = settings.enabled ? new AccessLog({ path: settings.path, sampling: settings.sampling }) : null;
-    }
+    const accessLogKey = JSON.stringify(settings);
     const tracing = config.observability.tracing;
     const tracingKey = JSON.stringify([tracing, config.service, config.namespace]);
-    if (tracingKey === this.#tracingKey) return;
-    this.#tracingKey = tracingKey;
-    const old = this.#obs.tracer;
-    this.#obs.tracer =
-      tracing === undefined
-        ? null
-        : new Tracer({ endpoint: tracing.endpoint, sampling: tracing.sampling, headers: tracing.headers, service: config.service, namespace: config.namespace, spiffeId: this.#certs.get().spiffeId }, this.#log);
-    // Spans of requests still in flight end on the old tracer, which flushes them before it stops.
-    if (old !== null) setTimeout(() => void old.shutdown(), this.#compiled?.config.drainTimeout ?? 15_000).unref();
-    if (tracing !== undefined) this.#log.info({ endpoint: tracing.endpoint, sampling: tracing.sampling }, 'tracing to an OTLP collector');
+    const prepared: PreparedObservability = { accessLogKey, tracingKey, accessLog: undefined, tracer: undefined };
+    try {
+      if (accessLogKey !== this.#accessLogKey) {
+        prepared.accessLog = settings.enabled
+          ? new AccessLog({ path: settings.path, sampling: settings.sampling, onError: (err) => this.#log.error({ error: err.message, path: settings.path }, 'the access log cannot be written: it is off until the next change of its settings') })
+          : null;
+      }
+      if (tracingKey !== this.#tracingKey) {
+        prepared.tracer =
+          tracing === undefined
+            ? null
+            : new Tracer({ endpoint: tracing.endpoint, sampling: tracing.sampling, headers: tracing.headers, service: config.service, namespace: config.namespace, spiffeId }, this.#log);
+      }
+    } catch (err) {
+      this.#discardObservability(prepared);
+      throw err;
+    }
+    return prepared;
+  }
+
+  /** Puts prepared access log and tracer in use and closes the ones they replace (cannot fail). */
+  #commitObservability(p: PreparedObservability): void {
+    if (p.accessLog !== undefined) {
+      this.#obs.accessLog?.close();
+      this.#obs.accessLog = p.accessLog;
+      this.#accessLogKey = p.accessLogKey;
+    }
+    if (p.tracer !== undefined) {
+      const old = this.#obs.tracer;
+      this.#obs.tracer = p.tracer;
+      this.#tracingKey = p.tracingKey;
+      // Spans of requests still in flight end on the old tracer: flushed after the drain timeout, or at shutdown.
+      if (old !== null) {
+        this.#retiredTracers.add(old);
+        setTimeout(() => {
+          this.#retiredTracers.delete(old);
+          void old.shutdown();
+        }, this.#compiled.config.drainTimeout).unref();
+      }
+      const tracing = this.#compiled.config.observability.tracing;
+      if (p.tracer !== null && tracing !== undefined) this.#log.info({ endpoint: redactUrl(tracing.endpoint), sampling: tracing.sampling }, 'tracing to an OTLP collector');
+    }
+  }
+
+  /** Closes what `#prepareObservability` opened, for a reload that does not commit. */
+  #discardObservability(p: PreparedObservability | null): void {
+    p?.accessLog?.close();
+    if (p?.tracer) void p.tracer.shutdown();
+  }
+
+  /** Flushes and stops the access log and every tracer (shutdown). */
+  async #closeObservability(): Promise<void> {
+    this.#obs.accessLog?.close();
+    await Promise.all([this.#obs.tracer?.shutdown(), ...[...this.#retiredTracers].map((t) => t.shutdown())]);
   }
 
   /**
@@ -119,6 +163,7 @@ export class Sidecar {
     sidecar.#controlPlane = options.controlPlane ?? null;
     sidecar.#identityFixed = options.identity !== undefined;
     try {
+      sidecar.#commitObservability(sidecar.#prepareObservability(config, identity.spiffeId));
       await sidecar.#bindListeners(sidecar.#compiled);
       sidecar.#admin = new AdminServer(sidecar.#adminSource());
       sidecar.#adminAddress = await sidecar.#admin.listen(config.admin.listen);
@@ -126,7 +171,7 @@ export class Sidecar {
       await sidecar.#forceClose();
       throw err;
     }
-    sidecar.#metrics.configApplied({ version: 1 });
+    sidecar.#metrics.configVersion.set(1);
     sidecar.#ready = true;
     sidecar.#log.info({ ...sidecar.addresses(), spiffeId: identity.spiffeId, serial: identity.source.get().serial }, 'sidecar ready');
     return sidecar;
@@ -167,14 +212,14 @@ export class Sidecar {
     this.#unfollow();
     if (!this.#identityFixed) this.#identity.source.stop();
     await this.#admin?.close();
-    this.#obs.accessLog?.close();
-    await this.#obs.tracer?.shutdown();
+    await this.#closeObservability();
     this.#log.info('stopped');
   }
 
   async #reload(): Promise<ReloadResult> {
     if (this.#stopping) return { applied: false, error: new Error('sidecar is stopping') };
     let newIdentity: SidecarIdentity | null = null;
+    let observability: PreparedObservability | null = null;
     const added: ProxyListener[] = [];
     try {
       const config = await this.#load();
@@ -196,6 +241,7 @@ export class Sidecar {
         added.push(listener);
         await listener.listen();
       }
+      observability = this.#prepareObservability(config, (newIdentity ?? this.#identity).spiffeId);
       if (this.#stopping) throw new Error('sidecar is stopping');
       // Commit: nothing below can fail.
       if (newIdentity !== null) {
@@ -222,12 +268,13 @@ export class Sidecar {
       this.#compiled = compiled;
       this.#clusters.retain(this.#clusterKeysInUse());
       this.#lastReloadError = null;
-      this.#applyObservability(config);
+      this.#commitObservability(observability);
       this.#metrics.configApplied({ version: compiled.version });
       this.#log.info({ version: compiled.version, ...this.addresses() }, 'configuration applied');
       return { applied: true, version: compiled.version };
     } catch (err) {
       await Promise.all(added.map((l) => l.drain(Date.now())));
+      this.#discardObservability(observability);
       newIdentity?.source.stop();
       this.#clusters.retain(this.#clusterKeysInUse());
       this.#lastReloadError = (err as Error).message;
@@ -263,8 +310,7 @@ export class Sidecar {
     this.#unfollow();
     this.#identity.source.stop();
     await this.#admin?.close();
-    this.#obs.accessLog?.close();
-    await this.#obs.tracer?.shutdown();
+    await this.#closeObservability();
   }
 
   /** Forwards the identity source's renewals to the sidecar's stable certificate watch. */
@@ -315,6 +361,24 @@ export class Sidecar {
         }
       },
     };
+  }
+}
+
+/** An access log and a tracer opened for a configuration; `undefined`: the one in use stays. */
+interface PreparedObservability {
+  readonly accessLogKey: string;
+  readonly tracingKey: string;
+  accessLog: AccessLog | null | undefined;
+  tracer: Tracer | null | undefined;
+}
+
+/** A URL without credentials or query (an API key in a collector URL stays out of the logs). */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '<invalid URL>';
   }
 }
 

@@ -243,11 +243,16 @@ export class Exchange implements UpstreamOwner {
     this.#requestDone = true;
   }
 
-  /** The caller went away: drop the upstream connection, count the request as 499. */
-  abort(): void {
+  /**
+   * The request cannot go on: the caller went away (499, the default), or the sidecar ended
+   * it (`status` and the weft-error code: a stream idle timeout, a malformed request body).
+   * Drops the upstream connection.
+   */
+  abort(status = 499, error: string | null = null): void {
     if (this.#finished) return;
     this.#dropUpstream();
-    this.#finish(499);
+    // Ended by the sidecar after the response started: the caller saw that status, cut off.
+    this.#finish(error !== null && this.#status !== 0 ? this.#status : status, error);
   }
 
   /** The caller's socket drained: response bytes may flow again. */

@@ -151,6 +151,10 @@ export class ServerConnection implements Downstream {
     } else if (now - this.#lastActivity > streamIdleTimeout) {
       // Nothing moved either way in the middle of an exchange for the stream idle timeout
       // (long enough for long polls and quiet event streams; Envoy's default is the same).
+      const exchange = this.#exchange;
+      this.#exchange = null;
+      this.#route.metrics.error(this.info.hop.direction, this.info.hop.service, 'WEFT_E_STREAM_IDLE');
+      exchange?.abort(504, 'WEFT_E_STREAM_IDLE');
       this.socket.destroy();
     }
   }
@@ -427,7 +431,7 @@ export class ServerConnection implements Downstream {
   #failRequestBody(err: HeadError): void {
     const exchange = this.#exchange;
     this.#exchange = null;
-    exchange?.abort();
+    exchange?.abort(err.status, err.code);
     this.#route.metrics.error(this.info.hop.direction, this.info.hop.service, err.code);
     this.#state = C.Gone;
     this.socket.destroy();

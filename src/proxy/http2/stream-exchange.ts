@@ -293,6 +293,7 @@ export class H2Exchange implements AttemptOwner {
     switch (outcome.kind) {
       case 'response':
         if (!outcome.relayed) return this.#retry(); // declined by attemptResponse: retryable
+        if (outcome.grpcStatus !== null) this.#record.grpcStatus = outcome.grpcStatus;
         return this.#finish(outcome.status);
       case 'connect-failure': {
         if (this.#tries + 1 < this.#cluster.endpoints.length) {

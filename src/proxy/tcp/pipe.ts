@@ -44,7 +44,7 @@ export function proxyTcp(cluster: Cluster, obs: Observer, socket: Socket, conn: 
       obs.connection(hop, { start, end: performance.now(), upstream: null, sent: 0, received: 0, error: null });
       return;
     }
-    const endpoint = `${upstream.remoteAddress ?? '?'}:${upstream.remotePort ?? 0}`;
+    const endpoint = obs.accessLog === null ? null : `${upstream.remoteAddress ?? '?'}:${upstream.remotePort ?? 0}`;
     // Count the plaintext side's bytes: the app's socket (inbound: the upstream; outbound: the caller).
     const plain = hop.direction === 'inbound' ? upstream : socket;
     const fromCaller = hop.direction === 'inbound' ? () => plain.bytesWritten : () => plain.bytesRead;

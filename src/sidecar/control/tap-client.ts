@@ -9,6 +9,10 @@ import { refusalMessage, type ServerClient } from './server-client.js';
 const FLUSH_MS = 100;
 /** Events waiting to be sent beyond this are dropped (and counted in the log). */
 const MAX_QUEUED = 2_000;
+/** Events per post (the server's limit). */
+const MAX_PER_POST = 1_000;
+/** Methods the server accepts in an event (a request head that failed to parse has `-`). */
+const METHOD = /^[A-Z]{1,20}$/;
 const POLL_TIMEOUT_MS = 40_000;
 
 /**
@@ -28,6 +32,8 @@ export class TapClient implements TapSink {
   #queue: TapEvent[] = [];
   #dropped = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** A post is in flight: the next batch waits for it. */
+  #posting = false;
   #loop: Promise<void> = Promise.resolve();
   active = false;
 
@@ -56,7 +62,8 @@ export class TapClient implements TapSink {
       if (s.path !== null && !path.startsWith(s.path)) continue;
       (ids ??= []).push(s.id);
     }
-    if (ids === null) return;
+    // Only requests the server can show: a method, a real status (an app may send 999).
+    if (ids === null || !METHOD.test(r.method) || r.status < 100 || r.status > 599) return;
     if (this.#queue.length >= MAX_QUEUED) {
       this.#dropped++;
       return;
@@ -71,8 +78,8 @@ export class TapClient implements TapSink {
       tls: hop.tls === 'true',
       protocol: r.protocol,
       method: r.method,
-      path,
-      authority: r.authority,
+      path: path === '' ? '/' : path.slice(0, 8192),
+      authority: r.authority === null || r.authority === '' ? null : r.authority.slice(0, 1024),
       route: r.route,
       status: r.status,
       error: r.error,
@@ -81,24 +88,29 @@ export class TapClient implements TapSink {
       attempts: r.attempts,
       traceId: r.trace?.traceId ?? null,
     });
-    this.#timer ??= setTimeout(this.#flush, FLUSH_MS);
+    if (!this.#posting) this.#timer ??= setTimeout(this.#flush, FLUSH_MS);
   }
 
   readonly #flush = (): void => {
     this.#timer = null;
-    const events = this.#queue;
-    this.#queue = [];
     if (this.#dropped > 0) {
       this.#log.warn({ dropped: this.#dropped }, 'tap events dropped: the server does not keep up');
       this.#dropped = 0;
     }
-    if (events.length === 0) return;
+    if (this.#queue.length === 0 || this.#abort.signal.aborted) return;
+    const events = this.#queue.splice(0, MAX_PER_POST);
+    this.#posting = true;
     this.#client
       .call('POST', '/v1/tap/events', { body: { events }, timeoutMs: 5_000 })
       .then((answer) => {
         if (answer.status !== 200) this.#log.warn({ error: refusalMessage(answer) }, 'tap events refused by the server');
       })
-      .catch((err: unknown) => this.#log.warn({ error: (err as Error).message }, 'cannot send tap events to the server'));
+      .catch((err: unknown) => this.#log.warn({ error: (err as Error).message }, 'cannot send tap events to the server'))
+      .finally(() => {
+        this.#posting = false;
+        // What came in meanwhile goes next (at the usual pace).
+        if (this.#queue.length > 0) this.#timer ??= setTimeout(this.#flush, FLUSH_MS);
+      });
   };
 
   async #follow(): Promise<void> {

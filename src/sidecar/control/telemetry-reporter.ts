@@ -7,6 +7,8 @@ import { Backoff, sleep } from './backoff.js';
 import { refusalMessage, type ServerClient } from './server-client.js';
 
 const DEFAULT_INTERVAL_MS = 2_000;
+/** Rows per report (the server's limit); the rest go in the next report. */
+const MAX_ROWS = 2_000;
 /** The server may ask for another interval within these bounds. */
 const MIN_INTERVAL_MS = 500;
 const MAX_INTERVAL_MS = 60_000;
@@ -91,8 +93,8 @@ export class TelemetryReporter {
   /** Builds one report, sends it, and on success moves the baselines to what it held. */
   async #send(timeoutMs: number): Promise<void> {
     const commits: (() => void)[] = [];
-    const requests = this.#requestRows(commits);
-    const connections = this.#tcpRows(commits);
+    const requests = this.#requestRows(commits, MAX_ROWS);
+    const connections = this.#tcpRows(commits, MAX_ROWS - requests.length);
     const cert = this.#certificate();
     const report: TelemetryReport = {
       instance: this.#instance(),
@@ -101,21 +103,29 @@ export class TelemetryReporter {
       connections,
     };
     const answer = await this.#client.call('POST', '/v1/telemetry', { body: report, timeoutMs });
+    if (answer.status >= 400 && answer.status < 500) {
+      // Refused as it is: sending it again would be refused again. Drop it and go on.
+      for (const commit of commits) commit();
+      this.#log.warn({ error: refusalMessage(answer) }, 'the server refused a telemetry report; its figures are dropped');
+      return;
+    }
     if (answer.status !== 200) throw new Error(`telemetry refused: ${refusalMessage(answer)}`);
     for (const commit of commits) commit();
     const interval = Number(answer.json?.['intervalMs']);
     if (Number.isFinite(interval)) this.#intervalMs = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, interval));
   }
 
-  #requestRows(commits: (() => void)[]): RequestStats[] {
+  #requestRows(commits: (() => void)[], max: number): RequestStats[] {
     const rows: RequestStats[] = [];
     for (const s of this.#metrics.requestSeries()) {
+      if (rows.length >= max) break;
       const base = this.#requests.get(s);
       if (base !== undefined && base.count === s.count) continue;
       const codes: Record<string, number> = {};
       for (const [code, n] of s.codes) {
         const d = n - (base?.codes.get(code) ?? 0);
-        if (d > 0) codes[String(code)] = d;
+        // Statuses outside 100–599 (an app may send 999) stay in /metrics only.
+        if (d > 0 && code >= 100 && code <= 599) codes[String(code)] = d;
       }
       const buckets = Array.from(s.buckets, (n, i) => n - (base?.buckets[i] ?? 0));
       rows.push({ ...hopKey(s.labels), route: s.route, codes, buckets, sum: s.sum - (base?.sum ?? 0) });
@@ -125,9 +135,10 @@ export class TelemetryReporter {
     return rows;
   }
 
-  #tcpRows(commits: (() => void)[]): ConnectionStats[] {
+  #tcpRows(commits: (() => void)[], max: number): ConnectionStats[] {
     const rows: ConnectionStats[] = [];
     for (const t of this.#metrics.tcpSeries()) {
+      if (rows.length >= max) break;
       const base = this.#tcp.get(t) ?? { opened: 0, closed: 0, sent: 0, received: 0 };
       if (base.opened === t.opened && base.closed === t.closed) continue;
       rows.push({ ...hopKey(t.labels), opened: t.opened - base.opened, closed: t.closed - base.closed, bytesSent: t.sent - base.sent, bytesReceived: t.received - base.received });
