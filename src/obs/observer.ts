@@ -1,5 +1,6 @@
 import type { AccessLog } from './access-log.js';
-import { TRACE_HEADERS, type HopSpan, type Tracer } from './tracing.js';
+import type { HopSpan, Tracer } from './tracing.js';
+import { TRACE_HEADERS } from './trace-headers.js';
 import type { HeaderEdit } from '../proxy/route/types.js';
 import type { HopLabels, SidecarMetrics } from './metrics.js';
 import type { RequestRecord, TapSink, TcpRecord } from './request-record.js';

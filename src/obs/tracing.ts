@@ -80,8 +80,7 @@ export interface HopSpan {
   end(outcome: SpanEnd): void;
 }
 
-/** Every header name the tracer reads or writes: traceparent, tracestate, b3, x-b3-traceid, x-b3-spanid, x-b3-parentspanid, x-b3-sampled, x-b3-flags. */
-export const TRACE_HEADERS: readonly string[] = Object.freeze(['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags']);
+export { TRACE_HEADERS } from './trace-headers.js';
 
 /** Spans queued for export at most; beyond, new spans are dropped (never the request). */
 export const MAX_QUEUED_SPANS = 2048;

@@ -5,7 +5,7 @@ import type { Logger } from '../obs/log.js';
 import { SidecarMetrics } from '../obs/metrics.js';
 import { AccessLog } from '../obs/access-log.js';
 import { Observer } from '../obs/observer.js';
-import { Tracer } from '../obs/tracing.js';
+import type { Tracer } from '../obs/tracing.js';
 import { WatchedValue } from '../watch.js';
 import type { CertificateBundle } from '../pki/certificate-bundle.js';
 import { ProxyListener } from '../proxy/listener/proxy-listener.js';
@@ -90,7 +90,7 @@ export class Sidecar {
    * differ from those in use (`undefined`: unchanged). May throw (a log file that cannot be
    * opened): called before a reload commits, so a failure rejects the whole reload.
    */
-  #prepareObservability(config: SidecarConfig, spiffeId: string): PreparedObservability {
+  async #prepareObservability(config: SidecarConfig, spiffeId: string): Promise<PreparedObservability> {
     const settings = config.observability.accessLog;
     const accessLogKey = JSON.stringify(settings);
     const tracing = config.observability.tracing;
@@ -103,10 +103,11 @@ export class Sidecar {
           : null;
       }
       if (tracingKey !== this.#tracingKey) {
+        // The OpenTelemetry SDK is loaded only when tracing is on (it costs memory and start-up time).
         prepared.tracer =
           tracing === undefined
             ? null
-            : new Tracer({ endpoint: tracing.endpoint, sampling: tracing.sampling, headers: tracing.headers, service: config.service, namespace: config.namespace, spiffeId }, this.#log);
+            : new (await import('../obs/tracing.js')).Tracer({ endpoint: tracing.endpoint, sampling: tracing.sampling, headers: tracing.headers, service: config.service, namespace: config.namespace, spiffeId }, this.#log);
       }
     } catch (err) {
       this.#discardObservability(prepared);
@@ -163,7 +164,7 @@ export class Sidecar {
     sidecar.#controlPlane = options.controlPlane ?? null;
     sidecar.#identityFixed = options.identity !== undefined;
     try {
-      sidecar.#commitObservability(sidecar.#prepareObservability(config, identity.spiffeId));
+      sidecar.#commitObservability(await sidecar.#prepareObservability(config, identity.spiffeId));
       await sidecar.#bindListeners(sidecar.#compiled);
       sidecar.#admin = new AdminServer(sidecar.#adminSource());
       sidecar.#adminAddress = await sidecar.#admin.listen(config.admin.listen);
@@ -241,7 +242,7 @@ export class Sidecar {
         added.push(listener);
         await listener.listen();
       }
-      observability = this.#prepareObservability(config, (newIdentity ?? this.#identity).spiffeId);
+      observability = await this.#prepareObservability(config, (newIdentity ?? this.#identity).spiffeId);
       if (this.#stopping) throw new Error('sidecar is stopping');
       // Commit: nothing below can fail.
       if (newIdentity !== null) {
