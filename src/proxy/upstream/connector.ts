@@ -107,7 +107,9 @@ export class MtlsConnector implements Connector {
     };
     // The TCP socket is opened here, not by tls.connect, so that abortConnection can reset it.
     const tcp = netConnect({ host: endpoint.host, port: endpoint.port, noDelay: true, allowHalfOpen: true });
+    tcp.setNoDelay(true); // on the socket itself now: the TLS socket takes over its handle before 'connect'
     const socket: TLSSocket = tlsConnect({ ...options, socket: tcp });
+    socket.setNoDelay(true);
     tcpUnder.set(socket, tcp);
     // The TLS socket reports the TCP socket's errors itself (refused, reset): only keep them from being unhandled here.
     tcp.on('error', () => {});
