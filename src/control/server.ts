@@ -79,6 +79,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   // Everything opened from here on is closed again if the start fails.
   const opened: { store?: ServerStore; audit?: AuditLog; https?: Server; ticker?: NodeJS.Timeout; snapshots?: SnapshotFeed; identity?: SelfIssuingSource } = {};
+  /** The API's TCP connections, destroyed at close. */
+  const sockets = new Set<import('node:net').Socket>();
   const closeAll = async () => {
     opened.identity?.stop();
     opened.snapshots?.stop();
@@ -87,6 +89,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const https = opened.https;
       await new Promise<void>((resolve) => {
         https.close(() => resolve());
+        // Every TCP connection, also one still in its TLS handshake (which closeAllConnections
+        // does not know yet, and whose long poll would then hold the server open for good).
+        for (const socket of sockets) socket.destroy();
         https.closeAllConnections();
       });
     }
@@ -146,6 +151,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
     // Client certificates are optional (enrollment has none yet) and checked per route.
     const https = (opened.https = createServer({ ...tlsOptions(identity.get()), requestCert: true, rejectUnauthorized: false }, handler));
+    https.on('connection', (socket: import('node:net').Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     identity.subscribe((bundle) => https.setSecureContext(tlsOptions(bundle)));
     opened.ticker = startTicker({ store, catalog, snapshots, migration, replica, log, intervalMs: Math.min(1000, options.instanceTtlMs) });
     const address = await listen(https, options.listen);
