@@ -55,6 +55,11 @@ spec:
   authorization: { defaultAction: allow }
 ---
 kind: Service
+metadata: { name: api }
+spec:
+  protocol: http   # declared: no protocol detection on api's listeners
+---
+kind: Service
 metadata: { name: ${tcpService} }
 spec:
   protocol: tcp
@@ -65,6 +70,7 @@ const API_STRICT_YAML = `# api accepts mutual TLS only: plaintext callers are re
 kind: Service
 metadata: { name: api }
 spec:
+  protocol: http
   mtls: { mode: strict }
 `;
 

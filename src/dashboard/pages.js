@@ -24,7 +24,7 @@ function EdgeTable({ edges, caption }) {
   return html`<table>
     <caption>${caption}</caption>
     <thead><tr><th>from</th><th>to</th><th>protocol</th><th>security</th><th>rate</th><th>success</th><th>p50</th><th>p99</th></tr></thead>
-    <tbody>${edges.map((e) => html`<tr key=${`${e.source}-${e.destination}-${e.protocol}-${e.tls}`} data-testid=${`row-edge-${e.source}-${e.destination}`}>
+    <tbody>${edges.map((e) => html`<tr key=${`${e.source}-${e.destination}-${e.protocol}-${e.tls}`} data-testid=${`row-edge-${e.source}-${e.destination}${e.protocol === 'tcp' ? '-tcp' : ''}`}>
       <td>${e.source}</td><td>${e.destination}</td><td>${e.protocol}</td>
       <td class=${e.tls ? 'tls' : 'plaintext'}>${e.tls ? 'mTLS' : 'plaintext'}</td>
       <td>${e.protocol === 'tcp' ? `${rate(e.connectionsPerSecond)} conn/s · ${bytes(e.bytesPerSecond)}/s` : `${rate(e.requestsPerSecond)} rps`}</td>
