@@ -9,18 +9,16 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
-import { connect as h2Connect, performServerHandshake, type IncomingHttpHeaders, type ServerHttp2Session } from 'node:http2';
+import { connect as h2Connect } from 'node:http2';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
 import { AUTO_DETECT_WAIT_MS } from '../../src/proxy/listener/detect.js';
 import { requireOrSkip } from '../helpers/require.js';
 import { admin, makeCa, metricValue, runWeft, startSidecar, tempDir } from '../helpers/weft.js';
-import { deadPort } from '../helpers/http-pair.js';
+import { deadPort, dualProtocolApp } from '../helpers/http-pair.js';
 
 const WEB_ID = 'spiffe://example.org/ns/default/svc/web';
-const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 
 /** Closes a server and every connection it accepted (sidecars keep theirs open while idle). */
 function closeAll(t: TestContext, server: Server): void {
@@ -41,39 +39,8 @@ async function listen(server: Server): Promise<string> {
 }
 
 /** An app speaking HTTP/1.1 and h2c on one port; each answer says which version carried it. */
-async function dualApp(t: TestContext): Promise<string> {
-  const h1 = createHttpServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end(`app saw HTTP/${req.httpVersion} ${req.url} xfcc=${req.headers['x-forwarded-client-cert'] ? 'yes' : 'no'}\n`));
-  });
-  const sessions = new Set<ServerHttp2Session>();
-  const server = createServer((socket) => {
-    socket.once('data', (chunk: Buffer) => {
-      socket.pause();
-      socket.unshift(chunk);
-      if (chunk.toString('latin1').startsWith(PREFACE.slice(0, Math.min(chunk.length, PREFACE.length)))) {
-        const session = performServerHandshake(socket);
-        sessions.add(session);
-        session.once('close', () => sessions.delete(session));
-        session.on('error', () => {});
-        session.on('stream', (stream, headers: IncomingHttpHeaders) => {
-          stream.on('error', () => {});
-          stream.resume();
-          stream.respond({ ':status': 200 });
-          stream.end(`app saw HTTP/2 ${headers[':path']} xfcc=${headers['x-forwarded-client-cert'] ? 'yes' : 'no'}\n`);
-        });
-      } else {
-        h1.emit('connection', socket);
-        socket.resume();
-      }
-    });
-  });
-  t.after(() => {
-    for (const s of sessions) s.destroy();
-    h1.closeAllConnections();
-  });
-  closeAll(t, server);
-  return listen(server);
+function dualApp(t: TestContext): Promise<string> {
+  return dualProtocolApp(t, (version, path, headers) => `app saw HTTP/${version} ${path} xfcc=${headers['x-forwarded-client-cert'] ? 'yes' : 'no'}\n`);
 }
 
 /** api (`protocol`) in front of `app`, web with an upstream to it declared the same way. */

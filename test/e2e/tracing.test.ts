@@ -8,15 +8,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer as createHttpServer, request, type IncomingHttpHeaders } from 'node:http';
-import { performServerHandshake, type ServerHttp2Session } from 'node:http2';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { makeCa, startSidecar, tempDir } from '../helpers/weft.js';
+import { dualProtocolApp } from '../helpers/http-pair.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp.js';
 
 const WEB_ID = 'spiffe://example.org/ns/default/svc/web';
 const API_ID = 'spiffe://example.org/ns/default/svc/api';
-const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 /** Spans leave a sidecar in batches about once a second. */
 const SPAN_WAIT_MS = 15_000;
 
@@ -26,45 +24,11 @@ type Seen = Map<string, IncomingHttpHeaders>;
 /** An app speaking HTTP/1.1 and h2c on one port that records each request's headers by path. */
 async function recordingApp(t: TestContext): Promise<{ address: string; seen: Seen }> {
   const seen: Seen = new Map();
-  const h1 = createHttpServer((req, res) => {
-    seen.set(req.url!, req.headers);
-    req.resume();
-    req.on('end', () => res.end('ok\n'));
+  const address = await dualProtocolApp(t, (_version, path, headers) => {
+    seen.set(path, headers);
+    return 'ok\n';
   });
-  const sessions = new Set<ServerHttp2Session>();
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.once('data', (chunk: Buffer) => {
-      socket.pause();
-      socket.unshift(chunk);
-      if (chunk.toString('latin1').startsWith(PREFACE.slice(0, Math.min(chunk.length, PREFACE.length)))) {
-        const session = performServerHandshake(socket);
-        sessions.add(session);
-        session.once('close', () => sessions.delete(session));
-        session.on('error', () => {});
-        session.on('stream', (stream, headers) => {
-          seen.set(String(headers[':path']), headers as IncomingHttpHeaders);
-          stream.on('error', () => {});
-          stream.resume();
-          stream.respond({ ':status': 200 });
-          stream.end('ok\n');
-        });
-      } else {
-        h1.emit('connection', socket);
-        socket.resume();
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(() => {
-    for (const s of sessions) s.destroy();
-    for (const s of sockets) s.destroy();
-    h1.closeAllConnections();
-    return new Promise<void>((r) => server.close(() => r()));
-  });
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  return { address, seen };
 }
 
 /** api's sidecar in front of the app and web's sidecar with an upstream to it, both with `tracing` flags. */
